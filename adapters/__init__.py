@@ -1,0 +1,1 @@
+"""Platform adapters: each converts its platform's events to domain events and sends replies."""

@@ -1,0 +1,300 @@
+"""The Discord adapter: discord.py events in, replies and slash-command answers out.
+
+Handlers stay thin (guard clauses, convert the discord.py object, call one core
+function); the conversation logic lives in ``bot``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import discord
+import yarl
+from discord import app_commands
+from discord.gateway import DiscordWebSocket
+from discord.http import Route
+
+from adapters.discord.access import Access
+from adapters.discord.commands import GROUP_NAME, build_group
+from adapters.discord.convert import mentions_outside_code, render_text
+from adapters.discord.names import NameRegistry
+from adapters.discord.sender import DiscordSender
+from bot.config import DiscordConfig, secret_from_env
+from bot.domain import ChannelRef, CommandContext, IncomingMessage
+from bot.service import ConversationService
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "discord"
+# What the bot writes never pings anyone: not @everyone, not roles, not users named in the text.
+NO_PINGS = discord.AllowedMentions.none()
+# How long to wait before connecting again after the client stopped (doubles up to the cap).
+RETRY_FIRST_S, RETRY_MAX_S = 5.0, 300.0
+_READABLE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+
+
+def create_adapter(service: ConversationService, cfg: DiscordConfig) -> DiscordAdapter:
+    """The adapter ``chime run`` starts; the token is read from the environment here so a missing one fails early."""
+    token = secret_from_env(cfg.token_env, "adapters.discord.token_env")
+    return DiscordAdapter(service, cfg, token)
+
+
+def intents() -> discord.Intents:
+    """Guilds, guild and DM messages, and message content (a privileged intent to enable in the portal)."""
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    wanted.guild_messages = True
+    wanted.dm_messages = True
+    wanted.message_content = True
+    return wanted
+
+
+def channel_ref(channel: discord.abc.Messageable | discord.abc.GuildChannel) -> ChannelRef:
+    """The core's reference to a text channel, thread or DM."""
+    guild = getattr(channel, "guild", None)
+    if isinstance(channel, discord.DMChannel):
+        name = f"DM {channel.recipient.name}" if channel.recipient else "DM"
+    elif isinstance(channel, discord.Thread) and channel.parent is not None:
+        name = f"{guild.name} #{channel.parent.name} > {channel.name}"
+    else:
+        name = f"{guild.name} #{getattr(channel, 'name', None) or channel.id}" if guild else str(channel.id)
+    return ChannelRef(PLATFORM, str(channel.id), name[:200])
+
+
+class _Client(discord.Client):
+    """discord.py's client whose events go to the adapter."""
+
+    def __init__(self, adapter: DiscordAdapter) -> None:
+        # chime never joins voice: skip discord.py's warnings about missing voice libraries.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+        super().__init__(intents=intents(), allowed_mentions=NO_PINGS)
+        self.adapter = adapter
+        self.tree = app_commands.CommandTree(self)
+        self.tree.add_command(build_group(adapter.run_command))
+
+    async def setup_hook(self) -> None:
+        await self.adapter.sync_commands(self.tree)
+
+    async def on_ready(self) -> None:
+        log.info("discord: connected as %s (%s) in %d guilds", self.user, self.user.id, len(self.guilds))
+
+    async def on_resumed(self) -> None:
+        log.info("discord: gateway session resumed")
+
+    async def on_message(self, message: discord.Message) -> None:
+        await self.adapter.on_message(message)
+
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        await self.adapter.on_edit(payload.message)
+
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        await self.adapter.on_delete(payload.channel_id, [payload.message_id])
+
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        await self.adapter.on_delete(payload.channel_id, sorted(payload.message_ids))
+
+
+class DiscordAdapter:
+    """Connects chime's core to Discord through discord.py."""
+
+    def __init__(self, service: ConversationService, cfg: DiscordConfig, token: str) -> None:
+        self.service = service
+        self.cfg = cfg
+        self.access = Access(cfg)
+        self.names = NameRegistry(
+            lambda p, k: service.db(service.store.get_state, p, k),
+            lambda p, k, v: service.db(service.store.set_state, p, k, v),
+            service.config.conversation.max_name_chars,
+        )
+        self.client: _Client | None = None
+        self.sender = DiscordSender(lambda: self.client)
+        self._token = token
+        self._closing = asyncio.Event()
+        # discord.py runs every event in a task of its own; this lock (FIFO, taken before any
+        # await) hands them to the core in gateway order, so that a message whose author's
+        # name needs a store lookup is not overtaken by the next one. Decisions run elsewhere.
+        self._in_order = asyncio.Lock()
+        self._original_endpoints = (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
+        service.register(PLATFORM, self.sender)
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect and stay connected until ``close``; discord.py resumes dropped sessions itself."""
+        delay = RETRY_FIRST_S
+        while not self._closing.is_set():
+            started = time.monotonic()
+            if not await self._run_client():
+                return
+            if time.monotonic() - started > RETRY_MAX_S:
+                delay = RETRY_FIRST_S  # it was up for a while: this is a new outage
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+
+    async def _run_client(self) -> bool:
+        """One client from login to its end; False when connecting again cannot help."""
+        self.client = client = _Client(self)
+        try:
+            await self._connect(client)
+        except (discord.LoginFailure, discord.PrivilegedIntentsRequired) as e:
+            log.error("discord: cannot connect, fix the configuration and restart: %s", e)
+            return False
+        except (TimeoutError, OSError, discord.DiscordException) as e:
+            if not self._closing.is_set():
+                log.warning("discord: connection lost (%s: %s); connecting again soon", type(e).__name__, e)
+        except Exception:
+            # A bug, or an event discord.py could not parse: log it, back off, connect afresh.
+            log.exception("discord: client stopped unexpectedly; connecting again soon")
+        finally:
+            await _close(client)
+        return True
+
+    async def _connect(self, client: _Client) -> None:
+        if self.cfg.api_base_url:
+            Route.BASE = self.cfg.api_base_url.rstrip("/")
+        await client.login(self._token)
+        if self.cfg.api_base_url:
+            # A plain discord.Client dials Discord's well-known gateway; a loopback API
+            # must also say where its gateway is, which GET /gateway/bot answers.
+            _, url, _ = await client.http.get_bot_gateway()
+            DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+        await client.connect(reconnect=True)
+
+    async def close(self) -> None:
+        """Disconnect from the gateway and stop ``run``."""
+        self._closing.set()
+        if self.client is not None:
+            await _close(self.client)
+        if self.cfg.api_base_url:
+            Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = self._original_endpoints
+
+    async def sync_commands(self, tree: app_commands.CommandTree) -> None:
+        """Register the slash commands with Discord (global commands, once per start)."""
+        try:
+            synced = await tree.sync()
+        except discord.HTTPException as e:
+            log.warning("discord: slash commands not synced (%s); messages still work", e)
+            return
+        log.info("discord: synced slash commands: %s", ", ".join(c.name for c in synced))
+
+    # --- events ----------------------------------------------------------------------
+
+    async def on_message(self, message: discord.Message) -> None:
+        """A new message: guard, convert, hand it to the core."""
+        if not self._should_read(message):
+            return
+        async with self._in_order:
+            await self.service.handle_message(await self._incoming(message))
+
+    async def on_edit(self, message: discord.Message) -> None:
+        """An edited message: the store keeps the new text (no new decision)."""
+        if message.edited_at is None or not self._should_read(message):
+            return  # link previews arriving also send MESSAGE_UPDATE, without an edit time
+        text = render_text(message, self._me().id, self.service.assistant_name)
+        async with self._in_order:
+            await self.service.handle_edit(channel_ref(message.channel), str(message.id), text, message.edited_at)
+
+    async def on_delete(self, channel_id: int, message_ids: list[int]) -> None:
+        """Deleted messages are deleted from the store too."""
+        ref = ChannelRef(PLATFORM, str(channel_id))
+        async with self._in_order:
+            for message_id in message_ids:
+                await self.service.handle_delete(ref, str(message_id))
+
+    def _me(self) -> discord.ClientUser:
+        assert self.client is not None and self.client.user is not None, "events arrive only once logged in"
+        return self.client.user
+
+    def _should_read(self, message: discord.Message) -> bool:
+        if message.author.id == self._me().id:
+            return False  # the core stores its own replies when it sends them
+        if message.type not in _READABLE_TYPES:
+            return False  # joins, pins, thread starters and other system messages
+        if _is_bot(message) and not self.cfg.read_other_bots:
+            return False
+        return self.access.message_allowed(message)
+
+    async def _incoming(self, message: discord.Message) -> IncomingMessage:
+        me = self._me()
+        ref = message.reference
+        return IncomingMessage(
+            channel=channel_ref(message.channel),
+            message_id=str(message.id),
+            author_id=str(message.author.id),
+            display_name=await self._display_name(message),
+            text=render_text(message, me.id, self.service.assistant_name),
+            created_at=message.created_at,
+            reply_to=str(ref.message_id) if message.type is discord.MessageType.reply and ref else None,
+            mentions=tuple(str(uid) for uid in message.raw_mentions),
+            is_bot=_is_bot(message),
+            addressed=self._addressed(message),
+        )
+
+    def _addressed(self, message: discord.Message) -> bool:
+        """A DM, a mention of the bot (or its role) outside code, or a reply to one of its messages."""
+        if message.guild is None:
+            return True
+        me = self._me()
+        own_role = message.guild.self_role
+        if mentions_outside_code(message.content, me.id, own_role.id if own_role else None):
+            return True
+        resolved = message.reference.resolved if message.reference else None
+        return isinstance(resolved, discord.Message) and resolved.author.id == me.id
+
+    async def _display_name(self, message: discord.Message) -> str:
+        me = self._me()
+        scope = str(message.guild.id) if message.guild else f"dm{message.channel.id}"
+        # The bot's own names belong to the bot: a member who takes one gets a tag.
+        member = message.guild.me if message.guild is not None else None
+        own_names = {me.name, me.display_name, self.service.assistant_name, member.display_name if member else ""}
+        for own in own_names:
+            self.names.reserve(scope, own, str(me.id))
+        return await self.names.display_name(scope, str(message.author.id), message.author.display_name)
+
+    # --- slash commands ------------------------------------------------------------
+
+    async def run_command(self, interaction: discord.Interaction, line: str) -> None:
+        """Run a core command for a slash-command interaction; the answer is ephemeral."""
+        channel = interaction.channel
+        ref = channel_ref(channel) if channel is not None else ChannelRef(PLATFORM, str(interaction.channel_id))
+        parent_id = getattr(channel, "parent_id", None)
+        if line != "forget-me" and not self.access.place_allowed(interaction.guild_id, int(ref.channel_id), parent_id):
+            await self._answer(interaction, "I'm not active in this channel.", followup=False)
+            return
+        ctx = CommandContext(
+            channel=ref,
+            author_id=str(interaction.user.id),
+            author_name=interaction.user.display_name,
+            is_admin=self.access.is_admin(interaction),
+        )
+        # Deferring first gives the command the 15 minutes of a followup instead of 3 seconds.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self._answer(interaction, await self.service.run_command(ctx, line), followup=True)
+
+    @staticmethod
+    async def _answer(interaction: discord.Interaction, text: str, *, followup: bool) -> None:
+        text = text[:2000]
+        try:
+            if followup:
+                await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
+            else:
+                await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
+        except discord.HTTPException as e:
+            log.warning("discord: answer to /%s in %s not sent: %s", GROUP_NAME, interaction.channel_id, e)
+
+
+async def _close(client: discord.Client) -> None:
+    # discord.py's READY timer (guild_ready_timeout) outlives close() and then fails on the
+    # closed client; cancel it so that a shutdown right after connecting logs no spurious error.
+    ready_timer = getattr(client._connection, "_ready_task", None)
+    if ready_timer is not None:
+        ready_timer.cancel()
+    await client.close()
+
+
+def _is_bot(message: discord.Message) -> bool:
+    return message.author.bot or message.webhook_id is not None

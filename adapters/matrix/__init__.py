@@ -1,0 +1,20 @@
+"""The Matrix adapter (matrix-nio): chime as a participant in Matrix rooms."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from adapters.matrix.adapter import MatrixAdapter
+    from bot.config import MatrixConfig
+    from bot.service import ConversationService
+
+
+def create_adapter(service: ConversationService, cfg: MatrixConfig) -> MatrixAdapter:
+    """Build the Matrix adapter; ``run()`` it until ``close()``."""
+    from adapters.matrix.adapter import MatrixAdapter
+
+    return MatrixAdapter(service, cfg)
+
+
+__all__ = ["create_adapter"]

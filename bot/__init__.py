@@ -1,0 +1,1 @@
+"""chime's platform-neutral core: domain types, config, store, conversation service."""

@@ -1,0 +1,147 @@
+"""Platform-neutral admin commands; each adapter supplies the caller's admin status."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.domain import CommandContext
+from bot.store import StoreError
+from model_runtime.protocol import threshold_for
+
+if TYPE_CHECKING:
+    from bot.service import ConversationService
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[["ConversationService", CommandContext, list[str]], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One admin command."""
+
+    usage: str
+    help: str
+    admin: bool
+    handler: Handler
+
+
+async def _status(svc: ConversationService, ctx: CommandContext, args: list[str]) -> str:
+    s = await svc.channel_settings(ctx.channel)
+    messages, decisions = await svc.db(svc.store.counts, s.pk)
+    recent = await svc.db(svc.store.decisions, s.pk, 1)
+    threshold = threshold_for(s.talkativeness, svc.runtime.base_threshold)
+    state = "muted" if s.muted else ("disabled" if not s.enabled else "listening")
+    last = f", last p_speak {recent[0].p_speak:.2f} ({recent[0].outcome})" if recent else ""
+    return (
+        f"{state} in {ctx.channel.key}; talkativeness {s.talkativeness} (threshold {threshold:.2f}); "
+        f"history {s.history_size} messages; runtime {svc.runtime.model_id}; "
+        f"stored {messages} messages, {decisions} decisions{last}"
+    )
+
+
+async def _mute(svc: ConversationService, ctx: CommandContext, args: list[str]) -> str:
+    await svc.channel_settings(ctx.channel)
+    await svc.db(svc.store.update_channel, ctx.channel, muted=True)
+    return f"Muted: I won't speak in this channel until someone runs {svc.assistant_name} unmute."
+
+
+async def _unmute(svc: ConversationService, ctx: CommandContext, args: list[str]) -> str:
+    await svc.channel_settings(ctx.channel)
+    await svc.db(svc.store.update_channel, ctx.channel, muted=False)
+    return "Unmuted: I'm listening again."
+
+
+def _int_arg(args: list[str], lo: int, hi: int, what: str) -> int:
+    if len(args) != 1 or not args[0].lstrip("-").isdigit():
+        raise ValueError(f"{what} takes one whole number from {lo} to {hi}")
+    n = int(args[0])
+    if not lo <= n <= hi:
+        raise ValueError(f"{what} must be from {lo} to {hi}, not {n}")
+    return n
+
+
+async def _talkativeness(svc: ConversationService, ctx: CommandContext, args: list[str]) -> str:
+    n = _int_arg(args, 0, 100, "talkativeness")
+    await svc.channel_settings(ctx.channel)
+    await svc.db(svc.store.update_channel, ctx.channel, talkativeness=n)
+    threshold = threshold_for(n, svc.runtime.base_threshold)
+    note = " (I'll only speak when addressed)" if threshold > 1 else ""
+    return f"Talkativeness set to {n}: I speak when p_speak >= {min(threshold, 1.0):.2f}{note}."
+
+
+async def _history(svc: ConversationService, ctx: CommandContext, args: list[str]) -> str:
+    n = _int_arg(args, 1, 1000, "history")
+    s = await svc.channel_settings(ctx.channel)
+    await svc.db(svc.store.update_channel, ctx.channel, history_size=n)
+    svc.planner.reset(s.pk)
+    svc.runtime.forget(ctx.channel.key)
+    return f"I'll read the last {n} messages of this channel when deciding."
+
+
+async def _forget(svc: ConversationService, ctx: CommandContext, args: list[str]) -> str:
+    s = await svc.channel_settings(ctx.channel)
+    n = await svc.db(svc.store.clear_channel, s.pk)
+    svc.planner.reset(s.pk)
+    svc.runtime.forget(ctx.channel.key)
+    return f"Forgot this channel's history: {n} messages deleted."
+
+
+async def _forget_me(svc: ConversationService, ctx: CommandContext, args: list[str]) -> str:
+    n = await svc.db(svc.store.forget_author, ctx.channel.platform, ctx.author_id)
+    # Cached model states may hold the deleted text: drop this channel's; others are
+    # rebuilt from the store at their next decision once their prefix changes.
+    svc.runtime.forget(ctx.channel.key)
+    return f"Deleted everything I stored from you on {ctx.channel.platform}: {n} messages."
+
+
+async def _help(svc: ConversationService, ctx: CommandContext, args: list[str]) -> str:
+    return help_text(svc.assistant_name)
+
+
+COMMANDS: dict[str, Command] = {
+    "status": Command("status", "show this channel's settings and what is stored", False, _status),
+    "mute": Command("mute", "stop speaking in this channel", True, _mute),
+    "unmute": Command("unmute", "speak again in this channel", True, _unmute),
+    "talkativeness": Command(
+        "talkativeness N", "0 = only when addressed, 50 = default, 100 = always", True, _talkativeness
+    ),
+    "history": Command("history N", "how many recent messages to read when deciding", True, _history),
+    "forget": Command("forget", "delete this channel's stored history", True, _forget),
+    "forget-me": Command("forget-me", "delete every message stored from you", False, _forget_me),
+    "help": Command("help", "this list", False, _help),
+}
+
+
+def help_text(assistant_name: str) -> str:
+    """The short list of commands."""
+    lines = [f"{assistant_name} commands:"]
+    for c in COMMANDS.values():
+        lines.append(f"  {c.usage:<16} {c.help}{' (admin)' if c.admin else ''}")
+    return "\n".join(lines)
+
+
+async def execute(svc: ConversationService, ctx: CommandContext, text: str) -> str:
+    """Parse and run one command line; unknown commands get the help, non-admins a refusal."""
+    words = text.split()
+    if not words:
+        return help_text(svc.assistant_name)
+    name, args = words[0].lower(), words[1:]
+    cmd = COMMANDS.get(name)
+    if cmd is None:
+        return f"Unknown command {name!r}.\n{help_text(svc.assistant_name)}"
+    if cmd.admin and not ctx.is_admin:
+        log.warning("refused admin command %r from %s in %s", name, ctx.author_id, ctx.channel.key)
+        return f"Sorry, only channel admins can use {name}."
+    try:
+        answer = await cmd.handler(svc, ctx, args)
+    except ValueError as e:
+        return f"{e}. Usage: {cmd.usage}"
+    except StoreError as e:
+        log.error("command %s in %s failed: %s", name, ctx.channel.key, e)
+        return "Sorry, the database is unavailable right now; nothing was changed."
+    log.info("command %s by %s in %s", name, ctx.author_id, ctx.channel.key)
+    return answer

@@ -1,0 +1,85 @@
+"""Platform-neutral domain types that adapters produce and the core consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ChannelRef:
+    """A channel on a platform: a Discord channel or thread, a Matrix room, the console."""
+
+    platform: str
+    channel_id: str
+    name: str = ""
+
+    @property
+    def key(self) -> str:
+        """``platform:channel_id``, the channel's key in logs, the runtime cache and the CLI."""
+        return f"{self.platform}:{self.channel_id}"
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """A message as an adapter hands it to the core; nothing platform-specific passes."""
+
+    channel: ChannelRef
+    message_id: str
+    author_id: str
+    display_name: str
+    text: str
+    created_at: datetime = field(default_factory=utcnow)
+    reply_to: str | None = None
+    # Platform user ids mentioned in the message.
+    mentions: tuple[str, ...] = ()
+    is_bot: bool = False
+    # Set by the adapter when the platform itself says the bot is addressed (a
+    # mention of the bot's user id, a reply to one of its messages, a DM).
+    addressed: bool = False
+
+    def __post_init__(self) -> None:
+        if self.created_at.tzinfo is None:
+            raise ValueError(f"message {self.message_id}: created_at must be timezone-aware (UTC)")
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """What an adapter reports after sending a reply."""
+
+    message_id: str
+    created_at: datetime = field(default_factory=utcnow)
+
+
+class ReplySender(Protocol):
+    """What the core needs from an adapter to speak in a channel."""
+
+    async def send_reply(self, channel: ChannelRef, text: str, reply_to: IncomingMessage) -> SentMessage | None:
+        """Send ``text`` in ``channel`` as a reply to ``reply_to``; None if it could not be sent."""
+        ...
+
+    def typing(self, channel: ChannelRef) -> TypingContext:
+        """An async context manager shown while the reply is generated."""
+        ...
+
+
+class TypingContext(Protocol):
+    async def __aenter__(self) -> object: ...
+
+    async def __aexit__(self, *exc: object) -> bool | None: ...
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """Who runs an admin command, where, and whether the adapter judged them an admin."""
+
+    channel: ChannelRef
+    author_id: str
+    author_name: str
+    is_admin: bool

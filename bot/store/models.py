@@ -1,0 +1,121 @@
+"""The store's tables as SQLAlchemy 2.x typed ORM models (the schema the migrations build)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use timezone-aware UTC")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Channel(Base):
+    """A channel the bot has seen, with its per-channel settings."""
+
+    __tablename__ = "channels"
+    __table_args__ = (UniqueConstraint("platform", "channel_id", name="uq_channels_platform_channel"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    muted: Mapped[bool] = mapped_column(Boolean, default=False)
+    talkativeness: Mapped[int] = mapped_column(Integer, default=50)
+    history_size: Mapped[int] = mapped_column(Integer, default=40)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Message(Base):
+    """A message seen in a channel, a person's or the bot's own reply."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("platform", "platform_message_id", name="uq_messages_platform_message"),
+        Index("ix_messages_channel_order", "channel_pk", "id"),
+        Index("ix_messages_author", "platform", "author_id"),
+        Index("ix_messages_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_pk: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(32))
+    platform_message_id: Mapped[str] = mapped_column(String(255))
+    author_id: Mapped[str] = mapped_column(String(255))
+    display_name: Mapped[str] = mapped_column(String(255))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    reply_to: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    mentions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    # True for the assistant's own replies (they become assistant turns in the window).
+    from_assistant: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class DecisionRecord(Base):
+    """One decision the bot made: p_speak against the threshold, and what it did."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_channel", "channel_pk", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_pk: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    # The message decided on; NULL once that message is deleted or forgotten.
+    message_pk: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    p_speak: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    spoke: Mapped[bool] = mapped_column(Boolean)
+    forced: Mapped[bool] = mapped_column(Boolean)
+    runtime: Mapped[str] = mapped_column(String(64))
+    model_id: Mapped[str] = mapped_column(String(512))
+    latency_ms: Mapped[float] = mapped_column(Float)
+    # "sent", "superseded", "send_failed", "error", "silent"
+    outcome: Mapped[str] = mapped_column(String(32), default="silent")
+
+
+class PlatformState(Base):
+    """Small per-platform key/value state, such as Matrix's sync token."""
+
+    __tablename__ = "platform_state"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

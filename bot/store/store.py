@@ -1,0 +1,414 @@
+"""The store: channels, messages, decisions and platform state on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import create_engine, delete, event, func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.domain import ChannelRef, IncomingMessage, utcnow
+from bot.store.models import Channel, DecisionRecord, Message, PlatformState
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class StoreError(RuntimeError):
+    """The database could not be reached or written after retries."""
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    """A channel's settings as the core reads them."""
+
+    pk: int
+    platform: str
+    channel_id: str
+    name: str
+    enabled: bool
+    muted: bool
+    talkativeness: int
+    history_size: int
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A stored message as the window builder and exports read it."""
+
+    pk: int
+    platform_message_id: str
+    author_id: str
+    display_name: str
+    text: str
+    created_at: datetime
+    is_bot: bool
+    from_assistant: bool
+
+
+@dataclass(frozen=True)
+class DecisionRow:
+    """What the store keeps of one decision."""
+
+    message_pk: int | None
+    p_speak: float
+    threshold: float
+    spoke: bool
+    forced: bool
+    runtime: str
+    model_id: str
+    latency_ms: float
+    outcome: str
+
+
+def sqlite_url(path: str | Path) -> str:
+    """The SQLAlchemy URL of a SQLite file."""
+    return f"sqlite:///{Path(path).expanduser().resolve()}"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and enforced foreign keys."""
+    if url.startswith("postgresql://"):
+        # psycopg 3 is the driver we install; plain postgresql:// would ask for psycopg2.
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 15})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=15000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Store:
+    """Synchronous data access; the core calls it from one worker thread, in arrival order."""
+
+    def __init__(self, url: str, *, retries: int = 3, retry_delay_s: float = 0.5) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+        self._retries = retries
+        self._retry_delay_s = retry_delay_s
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def _run(self, what: str, fn: Callable[[Session], T]) -> T:
+        """Run ``fn`` in a transaction, retrying a locked or unreachable database."""
+        for attempt in range(1, self._retries + 1):
+            try:
+                with self._session.begin() as session:
+                    return fn(session)
+            except IntegrityError:
+                raise
+            except (OperationalError, DBAPIError) as e:
+                if attempt == self._retries:
+                    raise StoreError(f"store: {what} failed after {attempt} attempts: {e.orig!r}") from e
+                log.warning("store: %s failed (%s), retrying", what, type(e.orig).__name__)
+                time.sleep(self._retry_delay_s * attempt)
+        raise AssertionError("unreachable")
+
+    # --- channels -------------------------------------------------------------
+
+    def channel(self, ref: ChannelRef, *, talkativeness: int = 50, history_size: int = 40) -> ChannelSettings:
+        """The channel's settings, creating the channel with the given defaults on first sight."""
+
+        def fn(s: Session) -> ChannelSettings:
+            row = self._channel_row(s, ref)
+            if row is None:
+                now = utcnow()
+                row = Channel(
+                    platform=ref.platform,
+                    channel_id=ref.channel_id,
+                    name=ref.name,
+                    enabled=True,
+                    muted=False,
+                    talkativeness=talkativeness,
+                    history_size=history_size,
+                    created_at=now,
+                    updated_at=now,
+                )
+                s.add(row)
+                s.flush()
+            elif ref.name and row.name != ref.name:
+                row.name = ref.name
+            return _settings(row)
+
+        return self._run("channel", fn)
+
+    def update_channel(self, ref: ChannelRef, **fields: object) -> ChannelSettings:
+        """Change settings (enabled, muted, talkativeness, history_size) of a known channel."""
+        allowed = {"enabled", "muted", "talkativeness", "history_size", "name"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown channel setting(s): {sorted(unknown)}")
+
+        def fn(s: Session) -> ChannelSettings:
+            row = self._channel_row(s, ref)
+            if row is None:
+                raise KeyError(f"unknown channel {ref.key}")
+            for k, v in fields.items():
+                setattr(row, k, v)
+            row.updated_at = utcnow()
+            return _settings(row)
+
+        return self._run("update_channel", fn)
+
+    def find_channel(self, key: str) -> ChannelSettings | None:
+        """A channel by ``platform:channel_id``, or by its id or name alone when that is unique."""
+
+        def fn(s: Session) -> ChannelSettings | None:
+            platform, sep, cid = key.partition(":")
+            if sep:
+                row = s.scalar(select(Channel).where(Channel.platform == platform, Channel.channel_id == cid))
+                if row is not None:
+                    return _settings(row)
+            rows = s.scalars(select(Channel).where((Channel.channel_id == key) | (Channel.name == key))).all()
+            return _settings(rows[0]) if len(rows) == 1 else None
+
+        return self._run("find_channel", fn)
+
+    @staticmethod
+    def _channel_row(s: Session, ref: ChannelRef) -> Channel | None:
+        return s.scalar(select(Channel).where(Channel.platform == ref.platform, Channel.channel_id == ref.channel_id))
+
+    # --- messages -------------------------------------------------------------
+
+    def add_message(self, msg: IncomingMessage, *, channel_pk: int, from_assistant: bool = False) -> int | None:
+        """Store a message; returns its key, or None when it was already stored (a re-delivery)."""
+
+        def fn(s: Session) -> int | None:
+            exists = s.scalar(
+                select(Message.id).where(
+                    Message.platform == msg.channel.platform, Message.platform_message_id == msg.message_id
+                )
+            )
+            if exists is not None:
+                return None
+            row = Message(
+                channel_pk=channel_pk,
+                platform=msg.channel.platform,
+                platform_message_id=msg.message_id,
+                author_id=msg.author_id,
+                display_name=msg.display_name,
+                text=msg.text,
+                created_at=msg.created_at,
+                reply_to=msg.reply_to,
+                mentions=list(msg.mentions),
+                is_bot=msg.is_bot,
+                from_assistant=from_assistant,
+            )
+            s.add(row)
+            s.flush()
+            return row.id
+
+        try:
+            return self._run("add_message", fn)
+        except IntegrityError:
+            # Two deliveries raced past the existence check: the first one won.
+            return None
+
+    def edit_message(self, platform: str, message_id: str, text: str, edited_at: datetime) -> bool:
+        """Apply an edit; False when the message is unknown."""
+
+        def fn(s: Session) -> bool:
+            res = s.execute(
+                update(Message)
+                .where(Message.platform == platform, Message.platform_message_id == message_id)
+                .values(text=text, edited_at=edited_at)
+            )
+            return res.rowcount > 0
+
+        return self._run("edit_message", fn)
+
+    def delete_message(self, platform: str, message_id: str) -> bool:
+        """Delete a message for real; False when it is unknown."""
+
+        def fn(s: Session) -> bool:
+            res = s.execute(
+                delete(Message).where(Message.platform == platform, Message.platform_message_id == message_id)
+            )
+            return res.rowcount > 0
+
+        return self._run("delete_message", fn)
+
+    def get_message(self, platform: str, message_id: str) -> StoredMessage | None:
+        """One stored message by its platform id."""
+
+        def fn(s: Session) -> StoredMessage | None:
+            row = s.scalar(
+                select(Message).where(Message.platform == platform, Message.platform_message_id == message_id)
+            )
+            return _stored(row) if row is not None else None
+
+        return self._run("get_message", fn)
+
+    def recent_messages(self, channel_pk: int, limit: int, *, min_pk: int = 0) -> list[StoredMessage]:
+        """The channel's last ``limit`` messages with key >= ``min_pk``, oldest first."""
+
+        def fn(s: Session) -> list[StoredMessage]:
+            rows = s.scalars(
+                select(Message)
+                .where(Message.channel_pk == channel_pk, Message.id >= min_pk)
+                .order_by(Message.id.desc())
+                .limit(limit)
+            ).all()
+            return [_stored(r) for r in reversed(rows)]
+
+        return self._run("recent_messages", fn)
+
+    def all_messages(self, channel_pk: int) -> list[StoredMessage]:
+        """Every stored message of a channel, oldest first."""
+
+        def fn(s: Session) -> list[StoredMessage]:
+            rows = s.scalars(select(Message).where(Message.channel_pk == channel_pk).order_by(Message.id)).all()
+            return [_stored(r) for r in rows]
+
+        return self._run("all_messages", fn)
+
+    # --- decisions --------------------------------------------------------------
+
+    def record_decision(self, channel_pk: int, row: DecisionRow) -> None:
+        """Keep one decision."""
+
+        def fn(s: Session) -> None:
+            s.add(DecisionRecord(channel_pk=channel_pk, created_at=utcnow(), **row.__dict__))
+
+        self._run("record_decision", fn)
+
+    def decisions(self, channel_pk: int, limit: int = 100) -> list[DecisionRow]:
+        """The channel's latest decisions, newest first."""
+
+        def fn(s: Session) -> list[DecisionRow]:
+            rows = s.scalars(
+                select(DecisionRecord)
+                .where(DecisionRecord.channel_pk == channel_pk)
+                .order_by(DecisionRecord.id.desc())
+                .limit(limit)
+            ).all()
+            return [
+                DecisionRow(
+                    message_pk=r.message_pk,
+                    p_speak=r.p_speak,
+                    threshold=r.threshold,
+                    spoke=r.spoke,
+                    forced=r.forced,
+                    runtime=r.runtime,
+                    model_id=r.model_id,
+                    latency_ms=r.latency_ms,
+                    outcome=r.outcome,
+                )
+                for r in rows
+            ]
+
+        return self._run("decisions", fn)
+
+    def counts(self, channel_pk: int) -> tuple[int, int]:
+        """(messages, decisions) stored for a channel."""
+
+        def fn(s: Session) -> tuple[int, int]:
+            m = s.scalar(select(func.count()).select_from(Message).where(Message.channel_pk == channel_pk))
+            d = s.scalar(
+                select(func.count()).select_from(DecisionRecord).where(DecisionRecord.channel_pk == channel_pk)
+            )
+            return int(m or 0), int(d or 0)
+
+        return self._run("counts", fn)
+
+    # --- forgetting -------------------------------------------------------------
+
+    def clear_channel(self, channel_pk: int) -> int:
+        """Delete a channel's messages and decisions; returns the number of messages deleted."""
+
+        def fn(s: Session) -> int:
+            s.execute(delete(DecisionRecord).where(DecisionRecord.channel_pk == channel_pk))
+            return s.execute(delete(Message).where(Message.channel_pk == channel_pk)).rowcount
+
+        return self._run("clear_channel", fn)
+
+    def forget_author(self, platform: str, author_id: str) -> int:
+        """Delete every message a person wrote on a platform, and the decisions on them."""
+
+        def fn(s: Session) -> int:
+            ids = select(Message.id).where(Message.platform == platform, Message.author_id == author_id)
+            s.execute(delete(DecisionRecord).where(DecisionRecord.message_pk.in_(ids)))
+            return s.execute(
+                delete(Message).where(Message.platform == platform, Message.author_id == author_id)
+            ).rowcount
+
+        return self._run("forget_author", fn)
+
+    def purge_before(self, cutoff: datetime) -> tuple[int, int]:
+        """Delete messages and decisions older than ``cutoff``; returns (messages, decisions)."""
+
+        def fn(s: Session) -> tuple[int, int]:
+            d = s.execute(delete(DecisionRecord).where(DecisionRecord.created_at < cutoff)).rowcount
+            m = s.execute(delete(Message).where(Message.created_at < cutoff)).rowcount
+            return m, d
+
+        return self._run("purge_before", fn)
+
+    # --- platform state ---------------------------------------------------------
+
+    def get_state(self, platform: str, key: str) -> str | None:
+        """A platform's stored value for ``key``."""
+        return self._run(
+            "get_state",
+            lambda s: s.scalar(
+                select(PlatformState.value).where(PlatformState.platform == platform, PlatformState.key == key)
+            ),
+        )
+
+    def set_state(self, platform: str, key: str, value: str) -> None:
+        """Store a platform's value for ``key``."""
+
+        def fn(s: Session) -> None:
+            row = s.get(PlatformState, (platform, key))
+            if row is None:
+                s.add(PlatformState(platform=platform, key=key, value=value, updated_at=utcnow()))
+            else:
+                row.value = value
+                row.updated_at = utcnow()
+
+        self._run("set_state", fn)
+
+
+def _settings(row: Channel) -> ChannelSettings:
+    return ChannelSettings(
+        pk=row.id,
+        platform=row.platform,
+        channel_id=row.channel_id,
+        name=row.name,
+        enabled=row.enabled,
+        muted=row.muted,
+        talkativeness=row.talkativeness,
+        history_size=row.history_size,
+    )
+
+
+def _stored(row: Message) -> StoredMessage:
+    return StoredMessage(
+        pk=row.id,
+        platform_message_id=row.platform_message_id,
+        author_id=row.author_id,
+        display_name=row.display_name,
+        text=row.text,
+        created_at=row.created_at,
+        is_bot=row.is_bot,
+        from_assistant=row.from_assistant,
+    )

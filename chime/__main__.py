@@ -1,0 +1,3 @@
+from chime.cli import main
+
+raise SystemExit(main())

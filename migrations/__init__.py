@@ -1,0 +1,1 @@
+"""Alembic migrations of chime's store; `chime db upgrade` applies them."""

@@ -1,0 +1,48 @@
+"""Model runtimes: the interface, the protocol, and backends imported lazily."""
+
+from __future__ import annotations
+
+from model_runtime.interface import Decision, Runtime, RuntimeError_, Timings
+from model_runtime.options import (
+    LlamaCppOptions,
+    OpenAICompatOptions,
+    RulesOptions,
+    RuntimeOptions,
+    TransformersOptions,
+)
+from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, Turn
+
+__all__ = [
+    "Decision",
+    "Runtime",
+    "RuntimeError_",
+    "Timings",
+    "Turn",
+    "RuntimeOptions",
+    "RulesOptions",
+    "LlamaCppOptions",
+    "TransformersOptions",
+    "OpenAICompatOptions",
+    "create_runtime",
+]
+
+
+def create_runtime(options: RuntimeOptions, assistant_name: str = DEFAULT_ASSISTANT_NAME) -> Runtime:
+    """Build the backend named by ``options.kind``, importing its heavy library only now."""
+    if isinstance(options, RulesOptions):
+        from model_runtime.rules import RuleBasedRuntime
+
+        return RuleBasedRuntime(assistant_name=assistant_name)
+    if isinstance(options, LlamaCppOptions):
+        from model_runtime.llama_cpp_backend import LlamaCppRuntime
+
+        return LlamaCppRuntime(options, assistant_name=assistant_name)
+    if isinstance(options, TransformersOptions):
+        from model_runtime.transformers_backend import TransformersRuntime
+
+        return TransformersRuntime(options, assistant_name=assistant_name)
+    if isinstance(options, OpenAICompatOptions):
+        from model_runtime.openai_compat import OpenAICompatRuntime
+
+        return OpenAICompatRuntime(options, assistant_name=assistant_name)
+    raise RuntimeError_(f"unknown runtime kind: {options!r}")

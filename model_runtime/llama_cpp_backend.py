@@ -1,0 +1,215 @@
+"""LlamaCppRuntime: a GGUF model (default: the bundled SmolLM2) plus an optional LoRA, on the CPU.
+
+One model and one context serve every channel. The live channel's tokens sit in the
+context; when another channel speaks, the live one is snapshotted into an LRU of channel
+states (``cache_budget_mb``) and the other's snapshot is restored, so that a decision
+evaluates only the tokens the channel's state lacks: the new message and the decision.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import llama_cpp
+import numpy as np
+
+from model_runtime.bundled import bundled_model_path, check_gguf_adapter, resolve_adapter
+from model_runtime.channel_states import ChannelStates, SavedState
+from model_runtime.gguf_meta import read_metadata
+from model_runtime.interface import Decision, Runtime, RuntimeError_, Timings
+from model_runtime.llama_cpp_context import LlamaSequence, log_softmax
+from model_runtime.options import LlamaCppOptions
+from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, Turn, clean_reply, p_speak_from_logprobs
+from model_runtime.template import (
+    GENERATION_PREFILL,
+    ChatTemplate,
+    DecisionTokens,
+    PromptBuilder,
+    common_prefix,
+    continuation_tokens,
+)
+
+log = logging.getLogger(__name__)
+
+# Room left in the context after the prompt for the decision tokens and the prefill.
+_DECISION_RESERVE = 16
+
+
+class LlamaCppRuntime(Runtime):
+    """Decides and replies with llama.cpp, caching each channel's evaluated tokens."""
+
+    name = "llama_cpp"
+
+    def __init__(self, options: LlamaCppOptions, assistant_name: str = DEFAULT_ASSISTANT_NAME) -> None:
+        super().__init__(assistant_name)
+        self.options = options
+        self.model_path = Path(options.model_path).expanduser() if options.model_path else bundled_model_path()
+        base_meta = read_metadata(self.model_path)  # a missing or broken file fails here, named
+        self.adapter = resolve_adapter(options.adapter_path)
+        check_gguf_adapter(self.adapter, self.model_path, base_meta)
+        self.template = ChatTemplate.from_gguf_metadata(base_meta, str(self.model_path))
+        self._llm = self._load()
+        self._seq = LlamaSequence(self._llm, self._llm.n_batch)
+        vocab = self._seq.vocab
+        bos = llama_cpp.llama_vocab_bos(vocab) if llama_cpp.llama_vocab_get_add_bos(vocab) else None
+        budget = self._seq.n_ctx - options.max_tokens - _DECISION_RESERVE
+        if budget < 64:
+            raise RuntimeError_(f"n_ctx {self._seq.n_ctx} leaves no room for a prompt after max_tokens")
+        self._builder = PromptBuilder(
+            self.template, self._tokenize, budget, prompted=options.prompt_style == "prompted", bos_id=bos
+        )
+        self._states: ChannelStates = ChannelStates(options.cache_budget_mb * 1024 * 1024)
+        self._active: str | None = None
+        self._lock = threading.Lock()
+        self._rng = np.random.default_rng(options.seed)
+
+    def _load(self) -> llama_cpp.Llama:
+        opts = self.options
+        threads = opts.n_threads or os.cpu_count() or 1
+        try:
+            return llama_cpp.Llama(
+                model_path=str(self.model_path),
+                n_ctx=opts.n_ctx,
+                n_batch=opts.n_batch,
+                n_ubatch=opts.n_batch,
+                n_threads=threads,
+                n_threads_batch=threads,
+                seed=opts.seed,
+                lora_path=str(self.adapter.path) if self.adapter.path else None,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            culprit = self.adapter.path if "lora" in str(exc).lower() else self.model_path
+            raise RuntimeError_(f"llama.cpp could not load {culprit}: {exc}") from exc
+
+    @property
+    def model_id(self) -> str:
+        """Base model file name, plus the adapter file's when one is loaded."""
+        adapter = f"+{self.adapter.path.parent.name}/{self.adapter.path.name}" if self.adapter.path else ""
+        return f"llama_cpp:{self.model_path.name}{adapter}"
+
+    @property
+    def base_threshold(self) -> float:
+        """options.threshold, else the adapter's recommended threshold, else 0.5."""
+        if self.options.threshold is not None:
+            return self.options.threshold
+        return self.adapter.threshold if self.adapter.threshold is not None else 0.5
+
+    @property
+    def cached_channels(self) -> int:
+        """Channels whose state is saved (the live one not counted)."""
+        return len(self._states)
+
+    def _tokenize(self, text: str) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes, with the model's tokenizer."""
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def forget(self, channel: str) -> None:
+        """Drop the channel's saved or live state."""
+        with self._lock:
+            self._states.drop(channel)
+            self._builder.forget(channel)
+            if self._active == channel:
+                self._seq.clear()
+                self._active = None
+
+    def close(self) -> None:
+        """Free the model, the context and the worker thread."""
+        super().close()
+        with self._lock:
+            self._seq.close()
+            self._llm.close()
+
+    def decide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float = 0.5) -> Decision:
+        """Score "(response" against "(silence" on the channel's cached state; generate if speaking."""
+        with self._lock:
+            try:
+                return self._decide(channel, window, force, threshold)
+            except Exception as exc:
+                log.exception("decision failed in channel %s", channel)
+                # Whatever the context holds now is not trustworthy.
+                self._seq.clear()
+                self._active = None
+                raise RuntimeError_(f"decision failed in channel {channel!r}: {exc}") from exc
+
+    def _decide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float) -> Decision:
+        t0 = time.perf_counter()
+        prompt = self._builder.build(channel, window)
+        self._activate(channel)
+        self._seq.evaluated = 0
+        cached = min(len(prompt.tokens), common_prefix(self._seq.tokens, prompt.tokens))
+        t1 = time.perf_counter()
+        p_speak = self._score(prompt.decision)
+        t2 = time.perf_counter()
+        speak = force or p_speak >= threshold
+        text, generated = None, 0
+        if speak:
+            reply, generated = self._generate(prompt.text, prompt.all_tokens)
+            names = [t.name for t in prompt.turns if t.role == "user"]
+            text = clean_reply(reply, names, self.assistant_name)
+        t3 = time.perf_counter()
+        timings = Timings(
+            prompt_ms=(t1 - t0) * 1000,
+            decide_ms=(t2 - t1) * 1000,
+            generate_ms=(t3 - t2) * 1000,
+            total_ms=(t3 - t0) * 1000,
+            tokens_evaluated=self._seq.evaluated,
+            tokens_cached=cached,
+            tokens_generated=generated,
+        )
+        return Decision(p_speak=p_speak, speak=speak, text=text, forced=force, threshold=threshold, timings=timings)
+
+    def _activate(self, channel: str) -> None:
+        """Make ``channel``'s state the live one, snapshotting the previous channel's."""
+        if self._active == channel:
+            return
+        saved = self._states.pop(channel)  # before saving the live one, so it cannot be evicted by it
+        if self._active is not None and self._seq.tokens and self._states.budget_bytes > 0:
+            # A tail from one-token batches (a reply) is re-evaluated anyway: don't keep it.
+            self._seq.truncate(self._seq.batched)
+            self._states.put(self._active, SavedState(list(self._seq.tokens), self._seq.save()))
+        self._seq.clear()
+        self._active = channel
+        if saved is not None and not self._seq.restore(saved.tokens, saved.blob):
+            log.warning("channel %s: saved state rejected by llama.cpp, evaluating from scratch", channel)
+
+    def _score(self, decision: DecisionTokens) -> float:
+        """p_speak from the logits after the prompt, evaluating only what the context lacks."""
+        prompt = list(decision.prompt)
+        rows: dict[tuple[int, ...], np.ndarray] = {}
+        for branch, first, last in decision.plan():
+            got = self._seq.sync(prompt + list(branch[:last]), want_from=len(prompt) + first - 1)
+            for k, row in enumerate(got):
+                rows[branch[: first + k]] = log_softmax(row)
+        lp_speak, lp_silent = decision.logprobs(lambda prefix, tok: float(rows[prefix][tok]))
+        return p_speak_from_logprobs(lp_speak, lp_silent)
+
+    def _generate(self, prompt_text: str, prompt_tokens: Sequence[int]) -> tuple[str, int]:
+        """Prefill "(response)" and generate to the end of the turn or max_tokens."""
+        drop, prefill = continuation_tokens(self._tokenize, prompt_text, GENERATION_PREFILL)
+        target = list(prompt_tokens[: len(prompt_tokens) - drop]) + prefill
+        logits = self._seq.sync(target, want_from=len(target) - 1)[-1]
+        out: list[int] = []
+        while len(out) < self.options.max_tokens:
+            token = self._pick(logits)
+            if self._seq.is_end(token):
+                break
+            out.append(token)
+            if len(out) < self.options.max_tokens:
+                logits = self._seq.step(token)
+        text = self._llm.detokenize(out, prev_tokens=target).decode("utf-8", errors="replace")
+        return text, len(out)
+
+    def _pick(self, logits: np.ndarray) -> int:
+        if self.options.temperature <= 0:
+            return int(np.argmax(logits))
+        probs = np.exp(log_softmax(logits / self.options.temperature))
+        return int(self._rng.choice(len(probs), p=probs / probs.sum()))

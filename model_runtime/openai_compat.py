@@ -1,0 +1,214 @@
+"""OpenAICompatRuntime: decisions and replies from an OpenAI-compatible server (vLLM, llama.cpp server).
+
+chime renders the prompt locally with the model's own template and tokenizer (so the
+server sees exactly what a local backend would), asks ``/v1/completions`` for the top
+log-probabilities after the prompt and each needed continuation prefix (one token each,
+temperature 0), combines them into p_speak, and asks again with "(response)" appended
+to generate the reply. The server's prompt cache makes the follow-up requests cheap.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from model_runtime.bundled import bundled_model_path
+from model_runtime.gguf_meta import read_metadata
+from model_runtime.interface import Decision, Runtime, RuntimeError_, Timings
+from model_runtime.options import OpenAICompatOptions
+from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, Turn, clean_reply, p_speak_from_logprobs
+from model_runtime.template import GENERATION_PREFILL, ChatTemplate, Prompt, PromptBuilder
+
+log = logging.getLogger(__name__)
+
+_DECISION_RESERVE = 16
+
+
+class _GgufTokenizer:
+    """Tokenizer and template from a GGUF file (llama.cpp, vocabulary only)."""
+
+    def __init__(self, path: Path) -> None:
+        import llama_cpp
+
+        self.template = ChatTemplate.from_gguf_metadata(read_metadata(path), str(path))
+        try:
+            self._llm = llama_cpp.Llama(str(path), vocab_only=True, n_ctx=256, verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            raise RuntimeError_(f"llama.cpp could not read the vocabulary of {path}: {exc}") from exc
+        vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
+        self.bos_id = llama_cpp.llama_vocab_bos(vocab) if llama_cpp.llama_vocab_get_add_bos(vocab) else None
+
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+
+    def piece(self, token: int, prev: Sequence[int]) -> str:
+        return self._llm.detokenize([token], prev_tokens=list(prev)).decode("utf-8", errors="replace")
+
+
+class _HfTokenizer:
+    """Tokenizer and template from a transformers tokenizer directory."""
+
+    def __init__(self, path: Path) -> None:
+        from transformers import AutoTokenizer
+
+        try:
+            self._tok = AutoTokenizer.from_pretrained(str(path))
+        except (OSError, ValueError) as exc:
+            raise RuntimeError_(f"could not load a tokenizer from {path}: {exc}") from exc
+        tok = self._tok
+        if not tok.chat_template:
+            raise RuntimeError_(f"the tokenizer in {path} has no chat template")
+        self.template = ChatTemplate(
+            tok.chat_template, tok.bos_token or "", tok.eos_token or "", tok.all_special_tokens
+        )
+        with_special = tok("x", add_special_tokens=True)["input_ids"]
+        self.bos_id = tok.bos_token_id if with_special[:1] == [tok.bos_token_id] else None
+
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        return list(self._tok(text, add_special_tokens=False, split_special_tokens=not special)["input_ids"])
+
+    def piece(self, token: int, prev: Sequence[int]) -> str:
+        return self._tok.decode([token])
+
+
+class OpenAICompatRuntime(Runtime):
+    """Decides and replies through a server's ``/v1/completions`` endpoint."""
+
+    name = "openai"
+
+    def __init__(self, options: OpenAICompatOptions, assistant_name: str = DEFAULT_ASSISTANT_NAME) -> None:
+        super().__init__(assistant_name)
+        self.options = options
+        source = Path(options.template_from).expanduser() if options.template_from else bundled_model_path()
+        if not source.exists():
+            raise RuntimeError_(f"runtime.template_from not found: {source}")
+        self._tok = _HfTokenizer(source) if source.is_dir() else _GgufTokenizer(source)
+        self.template = self._tok.template
+        budget = options.max_context - options.max_tokens - _DECISION_RESERVE
+        self._builder = PromptBuilder(
+            self.template, self._tok.tokenize, budget, prompted=options.prompt_style == "prompted", bos_id=None
+        )
+        headers = {}
+        if options.api_key_env:
+            key = os.environ.get(options.api_key_env)
+            if not key:
+                raise RuntimeError_(f"runtime.api_key_env names {options.api_key_env}, which is not set")
+            headers["Authorization"] = f"Bearer {key}"
+        self._http = httpx.Client(base_url=options.base_url.rstrip("/"), headers=headers, timeout=options.timeout_s)
+        self._lock = threading.Lock()
+        self.requests = 0  # completions requests sent, for tests and logs
+        self._warned_top_k = False
+
+    @property
+    def model_id(self) -> str:
+        """The served model name and the server's address."""
+        return f"openai:{self.options.model}@{self.options.base_url}"
+
+    @property
+    def base_threshold(self) -> float:
+        """options.threshold, else 0.5 (the server holds the adapter, not its meta.json)."""
+        return self.options.threshold if self.options.threshold is not None else 0.5
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes, with the model's tokenizer."""
+        return len(self._tok.tokenize(text, special=False))
+
+    def forget(self, channel: str) -> None:
+        """Drop the channel's trimming anchor (the server owns its own cache)."""
+        with self._lock:
+            self._builder.forget(channel)
+
+    def close(self) -> None:
+        """Close the HTTP client and the worker thread."""
+        super().close()
+        self._http.close()
+
+    def decide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float = 0.5) -> Decision:
+        """p_speak from the server's log-probabilities; the reply from a second completion if speaking."""
+        with self._lock:
+            try:
+                return self._decide(channel, window, force, threshold)
+            except Exception as exc:
+                log.exception("decision failed in channel %s", channel)
+                raise RuntimeError_(f"decision failed in channel {channel!r}: {exc}") from exc
+
+    def _decide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float) -> Decision:
+        t0 = time.perf_counter()
+        prompt = self._builder.build(channel, window)
+        if prompt.decision.merged:
+            # Prompts are sent as text, so the continuations must start on a token boundary.
+            raise RuntimeError_("the chat template's generation prompt merges with '(response'; use a local backend")
+        t1 = time.perf_counter()
+        p_speak = self._score(prompt)
+        t2 = time.perf_counter()
+        speak = force or p_speak >= threshold
+        text, generated = None, 0
+        if speak:
+            reply, generated = self._generate(prompt.text)
+            names = [t.name for t in prompt.turns if t.role == "user"]
+            text = clean_reply(reply, names, self.assistant_name)
+        t3 = time.perf_counter()
+        timings = Timings(
+            prompt_ms=(t1 - t0) * 1000,
+            decide_ms=(t2 - t1) * 1000,
+            generate_ms=(t3 - t2) * 1000,
+            total_ms=(t3 - t0) * 1000,
+            tokens_generated=generated,
+        )
+        return Decision(p_speak=p_speak, speak=speak, text=text, forced=force, threshold=threshold, timings=timings)
+
+    def _complete(self, prompt: str, max_tokens: int, logprobs: int | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.options.model, "prompt": prompt, "max_tokens": max_tokens}
+        body["temperature"] = 0.0
+        if logprobs is not None:
+            body["logprobs"] = logprobs
+        self.requests += 1
+        response = self._http.post("/v1/completions", json=body)
+        if response.status_code != 200:
+            raise RuntimeError_(f"{self.options.base_url} answered {response.status_code}: {response.text[:300]}")
+        return response.json()["choices"][0]
+
+    def _score(self, prompt: Prompt) -> float:
+        """One request per continuation prefix; each yields the next token's top log-probabilities."""
+        decision = prompt.decision
+        tables: dict[tuple[int, ...], dict[str, float]] = {}
+        for prefix in decision.queries():
+            prefix_text = "".join(
+                self._tok.piece(tok, list(decision.prompt) + list(prefix[:i])) for i, tok in enumerate(prefix)
+            )
+            choice = self._complete(prompt.text + prefix_text, 1, self.options.top_logprobs)
+            top = (choice.get("logprobs") or {}).get("top_logprobs") or [None]
+            if not top[0]:
+                raise RuntimeError_(f"{self.options.base_url} returned no top_logprobs (does it support logprobs?)")
+            tables[prefix] = top[0]
+
+        def lookup(prefix: tuple[int, ...], token: int) -> float:
+            table = tables[prefix]
+            piece = self._tok.piece(token, list(decision.prompt) + list(prefix))
+            if piece in table:
+                return float(table[piece])
+            # Outside the top k: at most the k-th value, which is what we use.
+            if not self._warned_top_k:
+                self._warned_top_k = True
+                log.warning(
+                    "decision token %r is not among the server's top %d log-probabilities; p_speak is approximate "
+                    "(raise runtime.top_logprobs, and the server's limit, e.g. vLLM --max-logprobs)",
+                    piece,
+                    len(table),
+                )
+            return float(min(table.values()))
+
+        return p_speak_from_logprobs(*decision.logprobs(lookup))
+
+    def _generate(self, prompt_text: str) -> tuple[str, int]:
+        """Prefill "(response)" and let the server generate to the end of the turn or max_tokens."""
+        choice = self._complete(prompt_text + GENERATION_PREFILL, self.options.max_tokens, None)
+        text = choice.get("text") or ""
+        return text, len(self._tok.tokenize(text, special=False)) if text else 0

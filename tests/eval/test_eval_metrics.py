@@ -1,0 +1,84 @@
+"""Decision metrics on cases small enough to compute by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from training.eval_metrics import TurnResult, best_f1_threshold, candidate_thresholds, confusion, metrics
+
+
+def _r(p: float, gold: bool, complied: bool | None = None) -> TurnResult:
+    return TurnResult(conversation=0, message=0, p_speak=p, gold_speak=gold, complied=complied)
+
+
+# 2 true speaks, 1 false interruption, 1 miss, 3 correct silences at threshold 0.5.
+CASE = [
+    _r(0.9, True, complied=True),
+    _r(0.6, True),
+    _r(0.7, False, complied=False),
+    _r(0.2, True),
+    _r(0.1, False),
+    _r(0.4, False),
+    _r(0.0, False),
+]
+
+
+def test_confusion_counts_at_threshold() -> None:
+    c = confusion(CASE, 0.5)
+    assert (c.tp, c.fp, c.fn, c.tn) == (2, 1, 1, 3)
+    # p_speak equal to the threshold speaks, as the runtimes decide.
+    assert confusion([_r(0.5, True)], 0.5).tp == 1
+
+
+def test_metrics_match_hand_computation() -> None:
+    m = metrics(CASE, 0.5)
+    assert m["precision"] == pytest.approx(2 / 3)
+    assert m["recall"] == pytest.approx(2 / 3)
+    assert m["f1"] == pytest.approx(2 / 3)
+    assert m["false_interruption_rate"] == pytest.approx(1 / 4)
+    assert m["missed_intervention_rate"] == pytest.approx(1 / 3)
+    assert m["balanced_accuracy"] == pytest.approx((2 / 3 + 3 / 4) / 2)
+    assert m["forced_compliance"] == pytest.approx(1 / 2)
+    assert (m["turns"], m["speak_turns"], m["forced_turns"]) == (7, 3, 2)
+
+
+def test_unequal_precision_and_recall() -> None:
+    # At 0.15: speaks on 0.9, 0.6, 0.7, 0.2, 0.4 -> tp 3, fp 2, fn 0, tn 2.
+    m = metrics(CASE, 0.15)
+    assert m["precision"] == pytest.approx(3 / 5)
+    assert m["recall"] == pytest.approx(1.0)
+    assert m["f1"] == pytest.approx(2 * 0.6 / 1.6)
+    assert m["false_interruption_rate"] == pytest.approx(2 / 4)
+
+
+def test_never_speaking_scores_zero_not_undefined() -> None:
+    m = metrics(CASE, 1.5)
+    assert (m["precision"], m["recall"], m["f1"], m["false_interruption_rate"]) == (0.0, 0.0, 0.0, 0.0)
+    assert m["missed_intervention_rate"] == 1.0
+    assert m["balanced_accuracy"] == pytest.approx(0.5)
+
+
+def test_no_forced_turns_gives_none() -> None:
+    assert metrics([_r(0.3, False)], 0.5)["forced_compliance"] is None
+
+
+def test_balanced_accuracy_with_one_class_only() -> None:
+    # All gold silent: balanced accuracy is the specificity alone.
+    m = metrics([_r(0.9, False), _r(0.1, False)], 0.5)
+    assert m["balanced_accuracy"] == pytest.approx(0.5)
+
+
+def test_best_threshold_separates_classes() -> None:
+    data = [_r(0.8, True), _r(0.7, True), _r(0.3, False), _r(0.1, False)]
+    best, f1 = best_f1_threshold(data)
+    assert f1 == 1.0
+    assert best == pytest.approx(0.5)  # midpoint between 0.3 and 0.7
+    assert candidate_thresholds(data)[0] == 0.0
+    assert candidate_thresholds(data)[-1] > 1.0
+
+
+def test_best_threshold_on_hand_case() -> None:
+    # Candidates: speaking on {0.9, 0.7, 0.6} gives F1 2/3; adding 0.4 and 0.2 gives 3/4 (tp 3, fp 2).
+    best, f1 = best_f1_threshold(CASE)
+    assert f1 == pytest.approx(0.75)
+    assert best == pytest.approx(0.15)

@@ -1,0 +1,100 @@
+"""Test doubles that record what happened (no assertions on mock calls)."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from bot.domain import ChannelRef, IncomingMessage, SentMessage
+from model_runtime.interface import Decision, Runtime, Timings
+from model_runtime.protocol import Turn
+
+
+@dataclass
+class Call:
+    """One decide() call as the runtime saw it."""
+
+    channel: str
+    window: list[Turn]
+    force: bool
+    threshold: float
+
+
+class ScriptedRuntime(Runtime):
+    """A runtime whose p_speak comes from a function of the window; it records every call.
+
+    ``delay_s`` makes each decision take that long (to test bursts and shutdown);
+    ``fail_on`` raises inside the decision when the last human turn contains that text.
+    """
+
+    name = "scripted"
+
+    def __init__(
+        self,
+        p_speak: Callable[[Sequence[Turn]], float] | float = 0.1,
+        *,
+        reply: str = "scripted reply",
+        delay_s: float = 0.0,
+        fail_on: str | None = None,
+    ) -> None:
+        super().__init__()
+        self._p = p_speak
+        self.reply = reply
+        self.delay_s = delay_s
+        self.fail_on = fail_on
+        self.calls: list[Call] = []
+        self.forgotten: list[str] = []
+        self._lock = threading.Lock()
+
+    def decide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float = 0.5) -> Decision:
+        with self._lock:
+            self.calls.append(Call(channel, list(window), force, threshold))
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        if self.fail_on and self.fail_on in window[-1].content:
+            raise RuntimeError(f"scripted failure on {window[-1].content!r}")
+        p = self._p(window) if callable(self._p) else float(self._p)
+        speak = force or p >= threshold
+        return Decision(
+            p_speak=p,
+            speak=speak,
+            text=self.reply if speak else None,
+            forced=force,
+            threshold=threshold,
+            timings=Timings(total_ms=self.delay_s * 1000),
+        )
+
+    def forget(self, channel: str) -> None:
+        self.forgotten.append(channel)
+
+
+@dataclass
+class Sent:
+    channel: ChannelRef
+    text: str
+    reply_to: str
+
+
+@dataclass
+class RecordingSender:
+    """A ReplySender that records replies and typing; ``fail`` makes sends fail."""
+
+    sent: list[Sent] = field(default_factory=list)
+    typing_channels: list[str] = field(default_factory=list)
+    fail: bool = False
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    async def send_reply(self, channel: ChannelRef, text: str, reply_to: IncomingMessage) -> SentMessage | None:
+        if self.fail:
+            return None
+        self.sent.append(Sent(channel, text, reply_to.message_id))
+        return SentMessage(message_id=f"bot-{next(self._ids)}")
+
+    @contextlib.asynccontextmanager
+    async def typing(self, channel: ChannelRef):
+        self.typing_channels.append(channel.key)
+        yield

@@ -1,0 +1,104 @@
+"""OpenAICompatRuntime against a real llama-cpp-python server started on 127.0.0.1 with the bundled model."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from model_runtime import LlamaCppOptions, OpenAICompatOptions, RuntimeError_, Turn, create_runtime
+from model_runtime.openai_compat import OpenAICompatRuntime
+
+from .conftest import THREADS, sample_windows
+
+NEVER = 1.01
+
+# The server runs the same llama.cpp on the same GGUF. It is asked one request per
+# decision position, and its prompt cache evaluates the second one ("(sil" after "(")
+# as a one-token batch, which llama.cpp computes with other kernels than a longer batch.
+# Measured on the twelve sample windows: 11 identical to 5 digits, one 0.065 apart in
+# log-odds. Three times that:
+LOG_ODDS_TOLERANCE = 0.2
+
+
+def log_odds(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+@pytest.fixture(scope="module")
+def remote(llama_server: str):
+    # The bare base model ranks "response" as low as ~800th after "(": ask for enough.
+    rt = create_runtime(OpenAICompatOptions(base_url=llama_server, model="smollm2", top_logprobs=1000, max_tokens=24))
+    yield rt
+    rt.close()
+
+
+@pytest.fixture(scope="module")
+def local():
+    rt = create_runtime(LlamaCppOptions(adapter_path=None, n_threads=THREADS, max_tokens=24))
+    yield rt
+    rt.close()
+
+
+def test_server_matches_local_llama_cpp(remote: OpenAICompatRuntime, local) -> None:
+    gaps = []
+    for i, window in enumerate(sample_windows()):
+        before = remote.requests
+        a = remote.decide(f"w{i}", window, force=False, threshold=NEVER)
+        b = local.decide(f"w{i}", window, force=False, threshold=NEVER)
+        gaps.append(abs(log_odds(a.p_speak) - log_odds(b.p_speak)))
+        assert remote.requests - before == 2  # after "(" and after "(sil"
+        assert a.speak is False and a.text is None
+    assert max(gaps) <= LOG_ODDS_TOLERANCE, gaps
+
+
+def test_forced_reply_comes_from_the_server(remote: OpenAICompatRuntime) -> None:
+    window = [Turn(role="user", name="Eve", content="assistant, say hello to everyone please.")]
+    before = remote.requests
+    d = remote.decide("c", window, force=True, threshold=NEVER)
+    assert remote.requests - before == 3  # two for p_speak, one for the reply
+    assert d.speak and d.forced and d.text is not None
+    assert 1 <= d.timings.tokens_generated <= 26  # max_tokens 24, re-tokenised locally
+    assert "(response)" not in d.text and "(silence)" not in d.text
+
+
+def test_a_server_that_does_not_answer_fails_the_decision_not_the_runtime(remote: OpenAICompatRuntime) -> None:
+    from .conftest import _free_port
+
+    dead = create_runtime(OpenAICompatOptions(base_url=f"http://127.0.0.1:{_free_port()}", model="x", timeout_s=2))
+    try:
+        with pytest.raises(RuntimeError_, match="'lost-channel'"):
+            dead.decide("lost-channel", sample_windows()[0], force=False)
+    finally:
+        dead.close()
+    assert 0.0 < remote.decide("still-fine", sample_windows()[0], force=False, threshold=NEVER).p_speak < 1.0
+
+
+def test_unknown_model_error_names_the_server(llama_server: str) -> None:
+    rt = create_runtime(OpenAICompatOptions(base_url=llama_server + "/nope", model="x", timeout_s=10))
+    try:
+        with pytest.raises(RuntimeError_, match="404"):
+            rt.decide("c", sample_windows()[0], force=False)
+    finally:
+        rt.close()
+
+
+def test_missing_api_key_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CHIME_TEST_NO_SUCH_KEY", raising=False)
+    with pytest.raises(RuntimeError_, match="CHIME_TEST_NO_SUCH_KEY"):
+        create_runtime(
+            OpenAICompatOptions(base_url="http://127.0.0.1:9", model="x", api_key_env="CHIME_TEST_NO_SUCH_KEY")
+        )
+
+
+def test_missing_template_source_is_named(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError_, match="nothing-here.gguf"):
+        create_runtime(
+            OpenAICompatOptions(base_url="http://127.0.0.1:9", model="x", template_from=tmp_path / "nothing-here.gguf")
+        )
+
+
+def test_count_tokens_uses_the_model_tokenizer(remote: OpenAICompatRuntime, local) -> None:
+    text = "Who wrote The Da Vinci Code? <|im_end|>"
+    assert remote.count_tokens(text) == local.count_tokens(text)

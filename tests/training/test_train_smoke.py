@@ -1,0 +1,85 @@
+"""The tiny smoke training: loss goes down, a run stopped midway resumes to the same weights, bad data stops it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from training import train_cli
+from training.config import TrainConfig, load_config
+from training.prepare import prepare
+from training.trainer import Interrupted, Trainer
+
+SMOKE = Path(__file__).resolve().parents[2] / "training" / "configs" / "tiny-smoke.yaml"
+ROOT = SMOKE.parents[2]
+
+
+def _config(out: Path, **train) -> TrainConfig:
+    raw = load_config(SMOKE).model_dump()
+    raw["data"]["train"] = ROOT / raw["data"]["train"]
+    raw["data"]["dev"] = ROOT / raw["data"]["dev"]
+    raw["train"].update({"output_dir": out, **train})
+    return TrainConfig.model_validate(raw)
+
+
+def test_smoke_training_lowers_the_loss(tmp_path: Path) -> None:
+    cfg = _config(tmp_path / "run", max_steps=40)
+    result = train_cli.run(cfg, SMOKE, resume=False)
+    assert result["steps"] == 40
+    assert result["final_eval_loss"] < result["initial_eval_loss"] - 1.0
+    summary = json.loads((tmp_path / "run" / train_cli.SUMMARY_FILE).read_text())
+    assert summary["base"]["train_sha256"] and (tmp_path / "run" / "adapter_model.safetensors").is_file()
+
+
+def _adapter_weights(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
+
+
+def test_stopped_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    straight = Trainer(prepare(_config(tmp_path / "a", max_steps=8)), _config(tmp_path / "a", max_steps=8))
+    straight.run()
+
+    cfg = _config(tmp_path / "b", max_steps=8, save_steps=100)
+    first = Trainer(prepare(cfg), cfg)
+    real_step = first.train_step
+
+    def step_then_stop(batches):
+        out = real_step(batches)
+        if first.step == 4:  # the 5th step finishes, then the stop request is honoured
+            first._request_stop(2, None)
+        return out
+
+    first.train_step = step_then_stop
+    with pytest.raises(Interrupted):
+        first.run()
+    assert (tmp_path / "b" / "checkpoint-5").is_dir()
+
+    second = Trainer(prepare(cfg), cfg)
+    assert second.resume() and second.step == 5
+    second.run()
+    a, b = _adapter_weights(straight.prep.model), _adapter_weights(second.prep.model)
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_malformed_line_refuses_to_start(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "train.jsonl"
+    lines = (ROOT / "training/smoke/train.jsonl").read_text().splitlines()[:3] + ['[{"role": "robot"}]']
+    bad.write_text("\n".join(lines) + "\n")
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(SMOKE.read_text().replace("training/smoke/train.jsonl", str(bad)))
+    code = train_cli.main([str(cfg_path), "--output-dir", str(tmp_path / "out"), "--max-steps", "1"])
+    assert code == 2 and f"{bad}:4: " in capsys.readouterr().err
+    assert not (tmp_path / "out" / "adapter_model.safetensors").exists()
+    code = train_cli.main([str(cfg_path), "--output-dir", str(tmp_path / "out"), "--max-steps", "1", "--skip-bad"])
+    assert code == 0
+    summary = json.loads((tmp_path / "out" / train_cli.SUMMARY_FILE).read_text())
+    assert len(summary["data"][0]["skipped_lines"]) == 1
+
+
+def test_existing_checkpoints_need_resume(tmp_path: Path) -> None:
+    (tmp_path / "out" / "checkpoint-3").mkdir(parents=True)
+    (tmp_path / "out" / "checkpoint-3" / "trainer_state.pt").write_bytes(b"x")
+    assert train_cli.main([str(SMOKE), "--output-dir", str(tmp_path / "out")]) == 2

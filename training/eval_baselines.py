@@ -1,0 +1,82 @@
+"""The baselines the evaluation reports next to the model: prompted base model, always silent, mention only."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+
+from model_runtime.interface import Decision, Runtime, Timings
+from model_runtime.options import LlamaCppOptions, RuntimeOptions, TransformersOptions
+from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, Turn
+
+BASELINE_NAMES = ("prompted", "always_silent", "mention_only")
+_GREETINGS = r"(?:hey|hi|hello|ok|okay|yo|so|oh|and)"
+
+
+def is_forced(text: str, assistant_name: str = DEFAULT_ASSISTANT_NAME) -> bool:
+    """Whether a human turn forces a reply: it contains ``@name`` (case-insensitive)."""
+    return re.search(rf"@{re.escape(assistant_name)}\b", text, re.IGNORECASE) is not None
+
+
+def is_addressed(text: str, assistant_name: str = DEFAULT_ASSISTANT_NAME) -> bool:
+    """Whether a turn names the assistant as an address, as mention-triggered bots react.
+
+    ``@name`` anywhere; ``name,`` / ``name:`` opening a sentence (optionally after a greeting,
+    "hey name"); or ``, name?`` closing one. Talking *about* the assistant does not count.
+    """
+    if is_forced(text, assistant_name):
+        return True
+    n = re.escape(assistant_name)
+    patterns = (
+        rf"(?:^|[.!?]\s+)(?:{_GREETINGS}[\s,]+)?{n}\s*[,:!?]",
+        rf"\b{_GREETINGS}[\s,]+{n}\b",
+        rf",\s*{n}\s*[?!.]*\s*$",
+    )
+    return any(re.search(p, text.strip(), re.IGNORECASE) for p in patterns)
+
+
+class AlwaysSilentRuntime(Runtime):
+    """Never speaks, not even when forced: the floor every metric is compared with."""
+
+    name = "always_silent"
+
+    def decide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float = 0.5) -> Decision:
+        """p_speak is always 0 and there is never a reply."""
+        return Decision(p_speak=0.0, speak=False, text=None, forced=force, threshold=threshold)
+
+
+class MentionOnlyRuntime(Runtime):
+    """Speaks exactly when the turn addresses the assistant by name (what llmcord and baibot do)."""
+
+    name = "mention_only"
+    # What the policy would send; only whether it speaks is measured.
+    REPLY = "[mention-only baseline reply]"
+
+    def decide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float = 0.5) -> Decision:
+        """p_speak is 1 for an addressed turn, else 0."""
+        start = time.perf_counter()
+        p = 1.0 if is_addressed(window[-1].content, self.assistant_name) else 0.0
+        speak = force or p >= threshold
+        ms = (time.perf_counter() - start) * 1000
+        return Decision(
+            p_speak=p,
+            speak=speak,
+            text=self.REPLY if speak else None,
+            forced=force,
+            threshold=threshold,
+            timings=Timings(total_ms=ms, decide_ms=ms),
+        )
+
+
+def prompted_options(main: RuntimeOptions) -> RuntimeOptions:
+    """The seed article's baseline for ``main``: the same base model, no adapter, system prompt plus reminder.
+
+    A runtime without a ``prompt_style`` (rules, an OpenAI-compatible server) has no base
+    model of its own to prompt, so the bundled one is used.
+    """
+    if isinstance(main, LlamaCppOptions):
+        return main.model_copy(update={"adapter_path": None, "prompt_style": "prompted", "threshold": None})
+    if isinstance(main, TransformersOptions):
+        return main.model_copy(update={"adapter": None, "prompt_style": "prompted", "threshold": None})
+    return LlamaCppOptions(adapter_path=None, prompt_style="prompted")

@@ -1,0 +1,119 @@
+"""Decision metrics: what the evaluation computes from per-turn p_speak and the gold decisions.
+
+Pure functions over ``TurnResult`` lists, so the arithmetic can be checked by hand.
+A turn is predicted "speak" when ``p_speak >= threshold``, as the runtimes decide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    """One human turn of a replayed conversation: the model's p_speak against the gold decision."""
+
+    conversation: int
+    message: int
+    p_speak: float
+    gold_speak: bool
+    # None: not a forced turn (no "@assistant"); otherwise whether the forced reply was non-empty.
+    complied: bool | None = None
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """Counts of speak decisions against the gold ones."""
+
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+
+def confusion(results: Sequence[TurnResult], threshold: float) -> Confusion:
+    """Count true/false speaks and silences at ``threshold``."""
+    tp = fp = fn = tn = 0
+    for r in results:
+        spoke = r.p_speak >= threshold
+        if spoke and r.gold_speak:
+            tp += 1
+        elif spoke:
+            fp += 1
+        elif r.gold_speak:
+            fn += 1
+        else:
+            tn += 1
+    return Confusion(tp, fp, fn, tn)
+
+
+def _ratio(num: int, den: int) -> float:
+    # An empty denominator (e.g. precision of a model that never speaks) counts as 0, like
+    # scikit-learn's zero_division=0, so the always-silent baseline scores 0 rather than n/a.
+    return num / den if den else 0.0
+
+
+def scores(c: Confusion) -> dict[str, float]:
+    """Precision, recall, F1, false interruption, missed intervention and balanced accuracy."""
+    precision = _ratio(c.tp, c.tp + c.fp)
+    recall = _ratio(c.tp, c.tp + c.fn)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    fir = _ratio(c.fp, c.fp + c.tn)
+    specificity = _ratio(c.tn, c.fp + c.tn)
+    # Balanced accuracy averages the recall of the classes that occur in the data.
+    per_class = [v for v, n in ((recall, c.tp + c.fn), (specificity, c.fp + c.tn)) if n]
+    balanced = sum(per_class) / len(per_class) if per_class else 0.0
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "false_interruption_rate": fir,
+        "missed_intervention_rate": _ratio(c.fn, c.tp + c.fn),
+        "balanced_accuracy": balanced,
+    }
+
+
+def forced_compliance(results: Sequence[TurnResult]) -> float | None:
+    """Share of forced turns that got a non-empty reply; None when there are none."""
+    forced = [r.complied for r in results if r.complied is not None]
+    return sum(forced) / len(forced) if forced else None
+
+
+def metrics(results: Sequence[TurnResult], threshold: float) -> dict[str, float | int | None]:
+    """All decision metrics at ``threshold`` plus the turn counts they rest on."""
+    c = confusion(results, threshold)
+    out: dict[str, float | int | None] = dict(scores(c))
+    out["forced_compliance"] = forced_compliance(results)
+    out["turns"] = len(results)
+    out["speak_turns"] = sum(r.gold_speak for r in results)
+    out["forced_turns"] = sum(r.complied is not None for r in results)
+    out.update(tp=c.tp, fp=c.fp, fn=c.fn, tn=c.tn, threshold=threshold)
+    return out
+
+
+def candidate_thresholds(results: Sequence[TurnResult]) -> list[float]:
+    """Thresholds that separate every pair of distinct p_speak values (midpoints), plus both ends."""
+    ps = sorted({r.p_speak for r in results})
+    mids = [(a + b) / 2 for a, b in zip(ps, ps[1:], strict=False)]
+    # Midpoints rather than the values themselves: a threshold equal to an observed p_speak
+    # sits on a knife edge that an unseen conversation would fall either side of.
+    return [0.0, *mids, 1.0 + 1e-9]
+
+
+def sweep(results: Sequence[TurnResult], thresholds: Sequence[float]) -> list[tuple[float, float, float, float]]:
+    """(threshold, precision, recall, F1) at each threshold."""
+    rows = []
+    for t in thresholds:
+        s = scores(confusion(results, t))
+        rows.append((t, s["precision"], s["recall"], s["f1"]))
+    return rows
+
+
+def best_f1_threshold(results: Sequence[TurnResult]) -> tuple[float, float]:
+    """The threshold with the highest F1 (the highest such threshold on ties) and that F1."""
+    if not results:
+        raise ValueError("no turns to choose a threshold from")
+    rows = sweep(results, candidate_thresholds(results))
+    best = max(rows, key=lambda r: (r[3], r[0]))
+    return best[0], best[3]

@@ -1,0 +1,249 @@
+"""``chime eval``: replay conversations turn by turn and measure when the runtime chooses to speak.
+
+Each conversation is replayed over its gold history: at every human turn the runtime is
+asked for p_speak on the window ending there (the window for turn k extends the one for
+turn k-1, which is what the runtime's per-channel cache is for). The gold decision is
+"speak" iff an assistant message follows the turn. Turns containing ``@assistant`` are
+also asked with ``force=True``, and count as complied if the reply is non-empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from model_runtime import create_runtime
+from model_runtime.interface import Runtime, RuntimeError_
+from model_runtime.options import LlamaCppOptions, RuntimeOptions
+from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, Turn, cap_text, sanitize_name
+from model_runtime.seed_format import Conversation, SeedFormatError, read_seed_file
+from training import eval_report
+from training.eval_baselines import (
+    BASELINE_NAMES,
+    AlwaysSilentRuntime,
+    MentionOnlyRuntime,
+    is_forced,
+    prompted_options,
+)
+from training.eval_metrics import TurnResult, best_f1_threshold, metrics
+
+# Passed to decide() for the p_speak query: above any probability, so the runtime never
+# spends time generating a reply; the evaluation applies the real threshold itself.
+_NEVER_SPEAK = 2.0
+# Like the core's window planner: past HISTORY messages the window start jumps forward to
+# keep TRIM_TO of them, so the start stays put (and cached) between jumps.
+DEFAULT_HISTORY = 40
+TRIM_TO = 0.6
+MAX_MESSAGE_CHARS = 2000
+
+
+class EvalError(ValueError):
+    """The evaluation cannot run on this input (names the file and what is wrong)."""
+
+
+@dataclass
+class Replay:
+    """Per-turn results of one runtime over a data set and what the decisions cost."""
+
+    results: list[TurnResult] = field(default_factory=list)
+    decisions: int = 0
+    seconds: float = 0.0
+    tokens_evaluated: int = 0
+    tokens_cached: int = 0
+
+
+def load_conversations(path: str | Path) -> list[Conversation]:
+    """Read a seed-format file for evaluation; a bad line or no human turn at all is an EvalError."""
+    try:
+        conversations = read_seed_file(path).conversations
+    except (SeedFormatError, FileNotFoundError) as e:
+        raise EvalError(str(e)) from None
+    except UnicodeDecodeError as e:
+        raise EvalError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    if not any(m["role"] == "user" for conv in conversations for m in conv):
+        raise EvalError(f"{path}: no human turns to evaluate (the file has no conversations)")
+    return conversations
+
+
+def to_turns(conversation: Conversation, assistant_name: str) -> list[Turn]:
+    """Protocol turns as the core would build them: names sanitised, long messages cut."""
+    turns = []
+    for m in conversation:
+        content = cap_text(m["content"].strip(), MAX_MESSAGE_CHARS)
+        if m["role"] == "user":
+            turns.append(Turn(role="user", name=sanitize_name(m["name"], assistant_name), content=content))
+        else:
+            turns.append(Turn(role="assistant", content=content))
+    return turns
+
+
+def human_windows(turns: Sequence[Turn], history: int = DEFAULT_HISTORY) -> Iterator[tuple[int, list[Turn]]]:
+    """(index, window ending at that human turn) for every human turn, oldest first."""
+    start = 0
+    for k, turn in enumerate(turns):
+        if turn.role != "user":
+            continue
+        if k + 1 - start > history:
+            start = k + 1 - max(1, int(history * TRIM_TO))
+            while turns[start].role == "assistant":
+                start += 1
+        yield k, list(turns[start : k + 1])
+
+
+def replay(
+    runtime: Runtime,
+    conversations: Sequence[Conversation],
+    *,
+    assistant_name: str = DEFAULT_ASSISTANT_NAME,
+    history: int = DEFAULT_HISTORY,
+    check_forced: bool = True,
+) -> Replay:
+    """Ask ``runtime`` for p_speak at every human turn of every conversation."""
+    out = Replay()
+    for ci, conv in enumerate(conversations):
+        # One channel per conversation, so the runtime's cache follows each replay.
+        channel = f"eval-{ci}"
+        turns = to_turns(conv, assistant_name)
+        for k, window in human_windows(turns, history):
+            gold = k + 1 < len(turns) and turns[k + 1].role == "assistant"
+            start = time.perf_counter()
+            d = runtime.decide(channel, window, force=False, threshold=_NEVER_SPEAK)
+            out.seconds += time.perf_counter() - start
+            out.decisions += 1
+            out.tokens_evaluated += d.timings.tokens_evaluated
+            out.tokens_cached += d.timings.tokens_cached
+            complied = None
+            if check_forced and is_forced(window[-1].content, assistant_name):
+                forced = runtime.decide(channel, window, force=True, threshold=_NEVER_SPEAK)
+                complied = bool(forced.text and forced.text.strip())
+            out.results.append(TurnResult(ci, k, d.p_speak, gold, complied))
+        runtime.forget(channel)
+    return out
+
+
+def summarize(runtime: Runtime, rep: Replay, threshold: float) -> dict:
+    """Metrics at ``threshold`` plus the runtime's identity and speed."""
+    m: dict = {"runtime": runtime.name, "model_id": runtime.model_id}
+    m.update(metrics(rep.results, threshold))
+    m["decisions_per_second"] = rep.decisions / rep.seconds if rep.seconds > 0 else None
+    m["tokens_evaluated_per_decision"] = rep.tokens_evaluated / rep.decisions if rep.decisions else 0.0
+    m["tokens_cached_per_decision"] = rep.tokens_cached / rep.decisions if rep.decisions else 0.0
+    return m
+
+
+def load_runtime_settings(config: Path | None) -> tuple[RuntimeOptions, str]:
+    """The ``runtime:`` options and the assistant's name from a chime config, or the defaults."""
+    if config is None:
+        return LlamaCppOptions(), DEFAULT_ASSISTANT_NAME
+    from bot.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as e:
+        raise EvalError(str(e)) from None
+    return cfg.runtime, cfg.assistant.name
+
+
+def evaluate_one(
+    runtime: Runtime, conversations: Sequence[Conversation], threshold: float | None, args: argparse.Namespace
+) -> tuple[dict, Replay]:
+    """Replay one runtime and summarise it at ``threshold`` (None: the runtime's base threshold)."""
+    print(f"chime eval: replaying {len(conversations)} conversations with {runtime.model_id}", file=sys.stderr)
+    rep = replay(runtime, conversations, assistant_name=runtime.assistant_name, history=args.history)
+    thr = runtime.base_threshold if threshold is None else threshold
+    return summarize(runtime, rep, thr), rep
+
+
+def _baseline_runtime(name: str, options: RuntimeOptions, assistant_name: str) -> Runtime:
+    if name == "prompted":
+        return create_runtime(prompted_options(options), assistant_name=assistant_name)
+    if name == "always_silent":
+        return AlwaysSilentRuntime(assistant_name=assistant_name)
+    return MentionOnlyRuntime(assistant_name=assistant_name)
+
+
+def run(args: argparse.Namespace) -> dict:
+    """The whole evaluation: the configured runtime, the sweep, and the baselines."""
+    conversations = load_conversations(args.data)
+    options, assistant_name = load_runtime_settings(args.config)
+    try:
+        runtime = create_runtime(options, assistant_name=assistant_name)
+    except ImportError as e:
+        raise EvalError(f"cannot load the {options.kind} runtime: {e}") from None
+    try:
+        report, rep = evaluate_one(runtime, conversations, args.threshold, args)
+    finally:
+        runtime.close()
+    report = {"data": str(args.data), "conversations": len(conversations), **report}
+    if args.sweep is not None:
+        best, best_f1 = best_f1_threshold(rep.results)
+        eval_report.write_sweep_png(rep.results, args.sweep, threshold=report["threshold"], best=best)
+        report.update(best_threshold=best, best_f1=best_f1, sweep_png=str(args.sweep))
+    report["baselines"] = {}
+    for name in [] if args.no_baselines else args.baselines:
+        try:
+            base = _baseline_runtime(name, options, assistant_name)
+        except (ImportError, RuntimeError_) as e:
+            # A missing base model must not hide the main result; the table says why.
+            report["baselines"][name] = {"error": f"not evaluated: {e}"}
+            continue
+        try:
+            report["baselines"][name] = evaluate_one(base, conversations, None, args)[0]
+        finally:
+            base.close()
+    return report
+
+
+def _baseline_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BASELINE_NAMES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown baseline {unknown[0]!r} (choose from {', '.join(BASELINE_NAMES)})")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``chime eval`` command line."""
+    p = argparse.ArgumentParser(prog="chime eval", description=__doc__.splitlines()[0])
+    p.add_argument("data", type=Path, help="seed-format JSON Lines file (one conversation per line)")
+    p.add_argument("--config", type=Path, help="chime config whose runtime: section is evaluated (default: bundled)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--sweep", type=Path, metavar="OUT.png", help="plot precision/recall against the threshold")
+    p.add_argument("--threshold", type=float, help="override the runtime's threshold (0-1)")
+    p.add_argument("--no-baselines", action="store_true", help="evaluate only the configured runtime")
+    p.add_argument(
+        "--baselines",
+        type=_baseline_list,
+        default=list(BASELINE_NAMES),
+        metavar="NAMES",
+        help=f"comma-separated baselines to run (default: {','.join(BASELINE_NAMES)})",
+    )
+    p.add_argument("--history", type=int, default=DEFAULT_HISTORY, help="most messages in a window (default 40)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for ``chime eval``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        print(f"chime eval: --threshold must be between 0 and 1, got {args.threshold}", file=sys.stderr)
+        return 2
+    try:
+        report = run(args)
+    except (EvalError, RuntimeError_) as e:
+        print(f"chime eval: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(eval_report.format_report(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
