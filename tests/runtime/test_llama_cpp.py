@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -18,6 +19,18 @@ from model_runtime.llama_cpp_backend import LlamaCppRuntime
 from .conftest import THREADS, long_conversation, sample_windows
 
 NEVER = 1.01  # a threshold no p_speak reaches: decisions without generation
+
+
+def same_decision(a: float, b: float) -> bool:
+    """Equal p_speak up to llama.cpp's float reordering, compared as log-odds.
+
+    A state restored from the cache and a cold start evaluate the same tokens in
+    different batch splits, and llama.cpp's CPU kernels sum in a different order per
+    split size: on one CI machine 2.32e-6 vs 2.26e-6 (0.028 in log-odds). 0.1 log-odds
+    is a 2.5% relative change of p_speak, far below what a wrong or missing cached
+    token does (a whole message lost moves it by several units).
+    """
+    return abs(math.log(a / (1 - a)) - math.log(b / (1 - b))) < 0.1
 
 
 def make_runtime(**kw) -> LlamaCppRuntime:
@@ -80,7 +93,7 @@ def test_the_cache_evaluates_only_the_new_message_and_changes_nothing(runtime: L
             warm = runtime.decide("grow", window, force=False, threshold=NEVER)
             fresh.forget("cold")
             cold = fresh.decide("cold", window, force=False, threshold=NEVER)
-            assert warm.p_speak == cold.p_speak  # exactly: same batches of >= 2 tokens
+            assert same_decision(warm.p_speak, cold.p_speak)
             if n > 6:
                 new_message = runtime.count_tokens(f"{window[-1].name}: {window[-1].content}")
                 # Besides the message: "ence)" closing the last "(silence)", the turn markers
@@ -105,7 +118,7 @@ def test_interleaved_channels_restore_their_own_state() -> None:
         assert rt.cached_channels == 1  # the live channel is in the context, the other one saved
         solo = make_runtime()
         try:
-            assert solo.decide("A", conv_a, force=False, threshold=NEVER).p_speak == a.p_speak
+            assert same_decision(solo.decide("A", conv_a, force=False, threshold=NEVER).p_speak, a.p_speak)
         finally:
             solo.close()
     finally:
@@ -147,7 +160,7 @@ def test_forced_reply_is_generated_cut_at_max_tokens_and_clean() -> None:
         nxt = window + [Turn(role="assistant", content=d.text), Turn(role="user", name="Eve", content="thanks!")]
         warm = rt.decide("force", nxt, force=False, threshold=NEVER)
         rt.forget("force")
-        assert rt.decide("force", nxt, force=False, threshold=NEVER).p_speak == warm.p_speak
+        assert same_decision(rt.decide("force", nxt, force=False, threshold=NEVER).p_speak, warm.p_speak)
     finally:
         rt.close()
 

@@ -2,7 +2,7 @@
 
 Run from the repository root:  python -m training.data.make_splits
 Every conversation of parts/*.jsonl goes to exactly one split: dev takes those whose
-SHA-256 (of the canonical JSON line) falls in the lowest 1/7 of the hash space, so the
+SHA-256 (of the canonical JSON line) falls in the lowest 1/6 of the hash space, so the
 split does not depend on file order and adding conversations never moves old ones.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from model_runtime.seed_format import dumps_conversation, read_seed_file
 
 HERE = Path(__file__).resolve().parent
-DEV_FRACTION = 1 / 7
+DEV_FRACTION = 1 / 6
 
 
 def conversation_hash(line: str) -> float:
