@@ -27,6 +27,8 @@ from model_runtime.protocol import threshold_for
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# Sent when a forced decision generated nothing usable (e.g. only protocol markers).
+FORCED_FALLBACK = "Sorry, I don't have an answer to that."
 _CODE_RE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
 
 
@@ -238,6 +240,9 @@ class ConversationService:
             # Newer messages arrived while deciding: the next decision sees them all.
             return "superseded", None
         text = (decision.text or "").strip()
+        if not text and job.forced:
+            # Someone addressed the bot: silence would look like a crash, so say so instead.
+            text = FORCED_FALLBACK
         if not text:
             return "empty", None
         if sender is None:

@@ -11,7 +11,7 @@ import pytest
 
 from bot.config import parse_config
 from bot.domain import ChannelRef, CommandContext, IncomingMessage
-from bot.service import ConversationService, DecisionEvent
+from bot.service import FORCED_FALLBACK, ConversationService, DecisionEvent
 from bot.store import Store, sqlite_url
 from bot.store.migrate import upgrade
 from tests.fakes import RecordingSender, ScriptedRuntime
@@ -104,6 +104,21 @@ async def test_at_name_forces_a_reply(make, text: str) -> None:
     assert len(h.sender.sent) == 1
     assert h.sender.typing_channels == [CH.key]
     assert h.events[-1].decision.forced
+
+
+async def test_forced_reply_that_generated_nothing_still_answers(make) -> None:
+    h = make(ScriptedRuntime(0.0, reply="  "))
+    await h.say("@assistant are you there?")
+    await h.service.drain()
+    assert [s.text for s in h.sender.sent] == [FORCED_FALLBACK]
+    assert h.stored()[-1].text == FORCED_FALLBACK and h.events[-1].outcome == "sent"
+
+
+async def test_unforced_empty_reply_sends_nothing(make) -> None:
+    h = make(ScriptedRuntime(0.9, reply=""))
+    await h.say("what year did the wall fall?")
+    await h.service.drain()
+    assert h.sender.sent == [] and h.events[-1].outcome == "empty"
 
 
 @pytest.mark.parametrize(

@@ -115,13 +115,14 @@ def test_row_order_matches_llama_cpp_layout(smollm2_with_adapter) -> None:
 
 @needs_bundled
 def test_p_speak_llama_cpp_matches_transformers(smollm2_with_adapter, smollm2_tokenizer, tmp_path: Path) -> None:
-    """llama.cpp + exported GGUF LoRA gives the p_speak of transformers + peft, within the base's own gap.
+    """llama.cpp + exported GGUF LoRA gives the p_speak of transformers + peft, within a measured gap.
 
     Tolerance: llama.cpp multiplies the Q4_1 weights with activations quantised to 8 bits,
-    transformers uses the same weights dequantised in float32. Measured on these prompts:
-    max gap 0.027 with a LoRA of B std 0.02, 0.039 with this one (B std 0.08, which moves
-    p_speak by up to 0.63). 0.06 leaves room for other CPUs' kernels; a missing q/k
-    reordering or a wrong alpha shows up as a change of the order of the adapter's shift.
+    transformers uses the same weights dequantised in float32, and the gap grows with the
+    adapter's size. Measured on these prompts: max gap 0.027 with a LoRA of B std 0.02;
+    0.058 with this seeded one (A std 1/sqrt(in), B std 0.08), which moves p_speak by up
+    to 0.36. 0.08 leaves room for other CPUs' kernels. A missing q/k reordering or a wrong
+    alpha shows up as an error of the order of the adapter's shift, hence shift > 3x tol.
     """
     from model_runtime.seed_format import read_seed_file
     from training.dataset import conversation_messages
@@ -139,5 +140,5 @@ def test_p_speak_llama_cpp_matches_transformers(smollm2_with_adapter, smollm2_to
         base = [p for p, _ in compare(decisions, hf, hf)]
     shift = max(abs(p - q) for (p, _), q in zip(pairs, base, strict=True))
     print(f"p_speak max |llama.cpp - transformers| = {gap:.4f}; adapter shifts p_speak by up to {shift:.4f}")
-    assert gap < 0.06
-    assert shift > 5 * 0.06  # the adapter matters, so agreement is not agreement of two bases
+    assert gap < 0.08
+    assert shift > 3 * 0.08  # the adapter matters, so agreement is not agreement of two bases
