@@ -201,7 +201,13 @@ class LlamaCppRuntime(Runtime):
         while len(out) < self.options.max_tokens:
             token = self._pick(logits)
             if self._seq.is_end(token):
-                break
+                if out:
+                    break
+                # A reply is wanted (often forced): an empty turn is no reply, so take the
+                # best token that does not end it.
+                logits = logits.copy()
+                logits[token] = -np.inf
+                continue
             out.append(token)
             if len(out) < self.options.max_tokens:
                 logits = self._seq.step(token)

@@ -198,6 +198,7 @@ class TransformersRuntime(Runtime):
             input_ids=inputs,
             attention_mask=torch.ones_like(inputs),
             max_new_tokens=self.options.max_tokens,
+            min_new_tokens=1,  # a reply is wanted (often forced): never an empty turn
             do_sample=False,
             eos_token_id=self._end_ids,
             pad_token_id=self._end_ids[0],
