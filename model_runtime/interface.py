@@ -81,7 +81,7 @@ class Runtime(ABC):
         """Tokens ``text`` takes in a prompt; backends with a tokenizer override this estimate."""
         return max(1, len(text) // 4 + 4)
 
-    def forget(self, channel: str) -> None:
+    def forget(self, channel: str) -> None:  # noqa: B027 - a runtime without a cache has nothing to drop
         """Drop any cached state for a channel (after ``forget`` or a deletion)."""
 
     def close(self) -> None:

@@ -263,6 +263,15 @@ class FakeDiscord:
             data["guild_id"] = str(self.guild_id)
         await self.dispatch("MESSAGE_DELETE", data)
 
+    async def bulk_delete(self, channel_id: int, message_ids: list[int]) -> None:
+        """A moderator purges several messages of one channel at once."""
+        for message_id in message_ids:
+            self.messages.pop(message_id)
+        data: Json = {"ids": [str(i) for i in message_ids], "channel_id": str(channel_id)}
+        if self._in_guild(channel_id):
+            data["guild_id"] = str(self.guild_id)
+        await self.dispatch("MESSAGE_DELETE_BULK", data)
+
     async def slash(
         self,
         channel_id: int,

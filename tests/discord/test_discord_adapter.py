@@ -372,6 +372,19 @@ async def test_edits_and_deletions_reach_the_store(fake: FakeDiscord, make_bot: 
     assert [m.text for m in await bot.stored(fake.general)] == ["the meeting is at 4"]
 
 
+async def test_a_bulk_deletion_removes_every_purged_message(fake: FakeDiscord, make_bot: MakeBot) -> None:
+    bot = await make_bot(p_speak=0.1)
+    ann, ben = fake.add_person("ann"), fake.add_person("ben")
+    posted = [
+        await fake.post(fake.general, who, text) for who, text in [(ann, "spam 1"), (ben, "keep me"), (ann, "spam 2")]
+    ]
+    await bot.settle()
+    await fake.bulk_delete(fake.general, [int(posted[0]["id"]), int(posted[2]["id"])])
+    await wait_until(lambda: len(bot.runtime.forgotten) >= 1, 5, "the bulk deletion to reach the core")
+    await bot.settle()
+    assert [m.text for m in await bot.stored(fake.general)] == ["keep me"]
+
+
 async def test_other_bots_are_stored_but_not_decided_on_or_not_read(fake: FakeDiscord, make_bot: MakeBot) -> None:
     other = fake.add_person("helper-bot", bot=True)
     bot = await make_bot(p_speak=1.0)
