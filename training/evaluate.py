@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,8 +102,12 @@ def replay(
     assistant_name: str = DEFAULT_ASSISTANT_NAME,
     history: int = DEFAULT_HISTORY,
     check_forced: bool = True,
+    progress: Callable[[int, Replay], None] | None = None,
 ) -> Replay:
-    """Ask ``runtime`` for p_speak at every human turn of every conversation."""
+    """Ask ``runtime`` for p_speak at every human turn of every conversation.
+
+    ``progress`` is called after each conversation with how many are done so far.
+    """
     out = Replay()
     for ci, conv in enumerate(conversations):
         # One channel per conversation, so the runtime's cache follows each replay.
@@ -123,7 +127,21 @@ def replay(
                 complied = bool(forced.text and forced.text.strip())
             out.results.append(TurnResult(ci, k, d.p_speak, gold, complied))
         runtime.forget(channel)
+        if progress is not None:
+            progress(ci + 1, out)
     return out
+
+
+def _report_progress(total: int) -> Callable[[int, Replay], None]:
+    """A progress callback that prints a line to stderr about every 10% of ``total``."""
+    step = max(1, total // 10)
+
+    def report(done: int, rep: Replay) -> None:
+        if done % step == 0 or done == total:
+            rate = rep.decisions / rep.seconds if rep.seconds > 0 else 0.0
+            print(f"  {done}/{total} conversations, {rep.decisions} decisions, {rate:.1f}/s", file=sys.stderr)
+
+    return report
 
 
 def summarize(runtime: Runtime, rep: Replay, threshold: float) -> dict:
@@ -154,7 +172,13 @@ def evaluate_one(
 ) -> tuple[dict, Replay]:
     """Replay one runtime and summarise it at ``threshold`` (None: the runtime's base threshold)."""
     print(f"chime eval: replaying {len(conversations)} conversations with {runtime.model_id}", file=sys.stderr)
-    rep = replay(runtime, conversations, assistant_name=runtime.assistant_name, history=args.history)
+    rep = replay(
+        runtime,
+        conversations,
+        assistant_name=runtime.assistant_name,
+        history=args.history,
+        progress=_report_progress(len(conversations)),
+    )
     thr = runtime.base_threshold if threshold is None else threshold
     return summarize(runtime, rep, thr), rep
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,6 +37,12 @@ Alice: great, see you there
 /assistant frobnicate
 """
 
+DEFAULT_CHAT = """Alice: are we still on for the hike on saturday?
+Bob: yes! meet at the trailhead at 8
+Alice: perfect, I'll bring snacks
+Bob: @assistant how long does it take to walk 10 km?
+"""
+
 
 def test_console_chat_with_rules_runtime(tmp_path: Path) -> None:
     r = chime("run", "--runtime", "rules", "--data-dir", str(tmp_path), stdin=CONVERSATION)
@@ -48,6 +58,22 @@ def test_console_chat_with_rules_runtime(tmp_path: Path) -> None:
     assert (tmp_path / "chime.db").is_file()
     log = (tmp_path / "chime.log").read_text()
     assert "decision channel=console:main p_speak=0.900" in log
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="needs the cpu extra")
+def test_console_chat_with_the_default_runtime(tmp_path: Path) -> None:
+    """No config and no flags: the bundled SmolLM2 with the shipped adapter decides."""
+    r = chime("run", "--data-dir", str(tmp_path), stdin=DEFAULT_CHAT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    statuses = [line for line in lines if line.startswith("[")]
+    assert len(statuses) == 4, lines
+    assert all(re.fullmatch(r"\[(silent|spoke|forced) p=[01]\.\d\d\]", line) for line in statuses), statuses
+    assert statuses[-1].startswith("[forced p=")
+    replies = [line for line in lines if line.startswith("assistant: ")]
+    assert replies and len(replies[-1]) > len("assistant: ")
+    log = (tmp_path / "chime.log").read_text()
+    assert "runtime llama_cpp (llama_cpp:SmolLM2-135M-Instruct.Q4_1.gguf+default_adapter/adapter.gguf)" in log
 
 
 def test_history_survives_restart_and_exports_in_seed_format(tmp_path: Path) -> None:
