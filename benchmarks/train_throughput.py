@@ -105,6 +105,11 @@ def run_hf_trainer(cfg) -> dict:
         save_strategy="no", report_to=[], logging_steps=10**6, use_cpu=True, seed=cfg.train.seed,
         dataloader_num_workers=0, remove_unused_columns=False,
     )  # fmt: skip
+    # transformers dequantizes a GGUF checkpoint to float weights on load but keeps its
+    # GGUF quantizer attached, and Trainer refuses any model that carries one; chime's
+    # loop trains these same float weights, so the marker is dropped for the baseline.
+    base = prep.model.get_base_model()
+    base.hf_quantizer, base.is_quantized = None, False
     trainer = Trainer(model=prep.model, args=args, train_dataset=rows, data_collator=collate)
     start = time.perf_counter()
     trainer.train()
