@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 from bot.config import Config, ConfigError, configure_logging, load_config, parse_config
+from bot.store import StoreError
 from chime.app import build_runtime, prepare_store, run_bot, with_data_dir
+from model_runtime import RuntimeError_
 
 # Subcommands that belong to the offline training package, imported only when used.
 _TRAINING_COMMANDS = {
@@ -183,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chime: {e}", file=sys.stderr)
         return 2
     except ValueError as e:  # seed-format errors carry file:line
+        print(f"chime: {e}", file=sys.stderr)
+        return 2
+    except (RuntimeError_, StoreError) as e:  # a model file or the database: the message names it
         print(f"chime: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

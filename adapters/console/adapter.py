@@ -132,7 +132,10 @@ class ConsoleAdapter:
             return True
         prefix = "/" + self.service.assistant_name
         if stripped == prefix or stripped.startswith(prefix + " "):
-            ctx = CommandContext(self.channel, author_id=self.speaker, author_name=self.speaker, is_admin=True)
+            # The same author id as the speaker's messages (below), or forget-me finds nothing.
+            ctx = CommandContext(
+                self.channel, author_id=self.speaker.casefold(), author_name=self.speaker, is_admin=True
+            )
             self._print(await self.service.run_command(ctx, stripped[len(prefix) :]))
             return True
         if stripped.startswith("/"):

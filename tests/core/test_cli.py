@@ -89,6 +89,16 @@ def test_history_survives_restart_and_exports_in_seed_format(tmp_path: Path) -> 
     assert r.returncode == 2 and "no channel 'console:nope'" in r.stderr
 
 
+def test_forget_me_in_the_console_deletes_the_speakers_messages(tmp_path: Path) -> None:
+    chat = "Ann: my number is 555-0100\nBen: noted\n/as Ann\n/assistant forget-me\n"
+    r = chime("run", "--runtime", "rules", "--data-dir", str(tmp_path), stdin=chat)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "export.jsonl"
+    assert chime("export", "console:main", "--out", str(out), "--data-dir", str(tmp_path)).returncode == 0
+    [conv] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert conv == [{"role": "user", "name": "Ben", "content": "noted"}]
+
+
 def test_config_check(tmp_path: Path) -> None:
     r = chime("config", "check", str(ROOT / "config.example.yaml"))
     assert r.returncode == 0 and "OK" in r.stdout
@@ -98,6 +108,26 @@ def test_config_check(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert f"{bad}: invalid configuration" in r.stderr
     assert "adapters.discord.tokn_env: unknown key" in r.stderr
+
+
+def test_an_unusable_database_is_a_clear_start_up_error(tmp_path: Path) -> None:
+    (tmp_path / "a-directory").mkdir()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"store:\n  url: sqlite:///{tmp_path / 'a-directory'}\nruntime:\n  kind: rules\n")
+    r = chime("run", "--config", str(cfg), "--data-dir", str(tmp_path), stdin="Ann: hi\n")
+    assert r.returncode == 2
+    assert "migrations failed after 3 attempts" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="needs the cpu extra")
+def test_a_broken_model_file_is_a_clear_start_up_error(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\0" * 64)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"runtime:\n  kind: llama_cpp\n  model_path: {broken}\n  adapter_path: null\n")
+    r = chime("run", "--config", str(cfg), "--data-dir", str(tmp_path), stdin="Ann: hi\n")
+    assert r.returncode == 2
+    assert str(broken) in r.stderr and "Traceback" not in r.stderr
 
 
 def test_db_commands(tmp_path: Path) -> None:
