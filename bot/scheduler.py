@@ -2,7 +2,9 @@
 
 A message that arrives while an earlier decision is still waiting replaces it, so a
 burst is decided once, on the latest state. A forced request is never lost: the job
-that replaces it inherits the force.
+that replaces it inherits the force, and its reply still answers the message that asked.
+"Latest" is by store order (trigger_pk), not by arrival at the scheduler: concurrent
+events can finish storing in either order.
 """
 
 from __future__ import annotations
@@ -25,6 +27,13 @@ class Job:
     trigger_pk: int
     forced: bool
     superseded_count: int = 0
+    # The message a forced reply answers when a newer message took over the decision.
+    answers: IncomingMessage | None = None
+
+    @property
+    def reply_target(self) -> IncomingMessage:
+        """The message the reply is sent in reply to."""
+        return self.answers or self.trigger
 
 
 # Runs one job; the callable it receives tells whether a newer job is waiting.
@@ -38,6 +47,7 @@ class ChannelScheduler:
         self._run = run
         self._pending: dict[str, Job] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self._latest_pk: dict[str, int] = {}
         self._closed = False
 
     def submit(self, key: str, job: Job) -> None:
@@ -47,8 +57,16 @@ class ChannelScheduler:
             return
         old = self._pending.get(key)
         if old is not None:
-            job.forced = job.forced or old.forced
-            job.superseded_count = old.superseded_count + 1
+            newer, older = (job, old) if job.trigger_pk >= old.trigger_pk else (old, job)
+            if older.forced and not newer.forced:
+                newer.forced, newer.answers = True, older.reply_target
+            newer.superseded_count = old.superseded_count + 1
+            job = newer
+        elif job.trigger_pk < self._latest_pk.get(key, 0) and not job.forced:
+            # A newer message of this channel is already being decided on; it sees this one.
+            log.debug("message %s in %s already covered by a newer decision", job.trigger.message_id, key)
+            return
+        self._latest_pk[key] = max(self._latest_pk.get(key, 0), job.trigger_pk)
         self._pending[key] = job
         if key not in self._workers:
             self._workers[key] = asyncio.create_task(self._worker(key), name=f"decide:{key}")

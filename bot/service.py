@@ -67,6 +67,7 @@ class ConversationService:
         self._db_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="chime-store")
         self._purge_task: asyncio.Task[None] | None = None
         self._closed = False
+        self._store_closed = False
         name = re.escape(self.assistant_name)
         self._at_name = re.compile(rf"(?<![\w@])@{name}\b", re.IGNORECASE)
 
@@ -248,8 +249,9 @@ class ConversationService:
         if sender is None:
             log.error("no adapter registered for %s: reply dropped", job.trigger.channel.platform)
             return "send_failed", None
+        target = job.reply_target
         try:
-            sent = await sender.send_reply(job.trigger.channel, text, job.trigger)
+            sent = await sender.send_reply(target.channel, text, target)
         except Exception:
             log.exception("sending the reply in %s failed", job.trigger.channel.key)
             sent = None
@@ -262,7 +264,7 @@ class ConversationService:
             display_name=self.assistant_name,
             text=text,
             created_at=sent.created_at,
-            reply_to=job.trigger.message_id,
+            reply_to=target.message_id,
             is_bot=True,
         )
         settings = await self.channel_settings(job.trigger.channel)
@@ -303,12 +305,17 @@ class ConversationService:
         """Wait for every scheduled decision to finish (the console does this at end of input)."""
         await self.scheduler.drain()
 
-    async def close(self, timeout_s: float = 30.0) -> None:
-        """Stop deciding, finish or drop pending replies, and close the store."""
-        if self._closed:
-            return
+    async def finish(self, timeout_s: float = 30.0) -> None:
+        """Take no new messages; running decisions finish (their replies still go out), waiting ones are dropped."""
         self._closed = True
         await self.scheduler.close(timeout_s)
+
+    async def close(self, timeout_s: float = 30.0) -> None:
+        """Stop deciding, finish or drop pending replies, and close the store."""
+        if self._store_closed:
+            return
+        self._store_closed = True
+        await self.finish(timeout_s)
         if self._purge_task is not None:
             self._purge_task.cancel()
         self._db_pool.shutdown(wait=True)

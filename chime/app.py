@@ -102,6 +102,8 @@ async def run_bot(config: Config, runtime: Runtime | None = None) -> int:
     await asyncio.wait([stopper, asyncio.gather(*tasks)], return_when=asyncio.FIRST_COMPLETED)
     if stop.is_set():
         log.info("stop requested: finishing")
+    # Decisions already running finish while the adapters can still send their replies.
+    await service.finish()
     for a in adapters:
         try:
             await a.close()

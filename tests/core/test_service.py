@@ -11,6 +11,7 @@ import pytest
 
 from bot.config import parse_config
 from bot.domain import ChannelRef, CommandContext, IncomingMessage
+from bot.scheduler import ChannelScheduler, Job
 from bot.service import FORCED_FALLBACK, ConversationService, DecisionEvent
 from bot.store import Store, sqlite_url
 from bot.store.migrate import upgrade
@@ -191,7 +192,39 @@ async def test_burst_is_decided_once_on_the_latest_state_and_force_is_inherited(
     assert last.force is True, "the superseding decision inherits the force"
     assert last.window[-1].content == "chatter 4"
     assert len(h.sender.sent) == 1
+    assert h.sender.sent[0].reply_to == "m2", "the reply answers the message that asked"
     assert len(h.stored()) == 1 + 6 + 1
+
+
+async def test_an_older_message_scheduled_late_never_replaces_a_newer_one() -> None:
+    """Concurrent events can finish storing in either order: store order decides, not arrival."""
+    ran: list[Job] = []
+    release = asyncio.Event()
+
+    async def run(job: Job, superseded) -> None:
+        ran.append(job)
+        if job.trigger_pk == 1:
+            await release.wait()
+
+    def job(pk: int, forced: bool = False) -> Job:
+        msg = IncomingMessage(channel=CH, message_id=f"m{pk}", author_id="ann", display_name="Ann", text=str(pk))
+        return Job(trigger=msg, trigger_pk=pk, forced=forced)
+
+    s = ChannelScheduler(run)
+    s.submit(CH.key, job(1))  # starts at once
+    await asyncio.sleep(0)
+    s.submit(CH.key, job(3))  # waits
+    s.submit(CH.key, job(2, forced=True))  # stored before 3, scheduled after it
+    release.set()
+    await s.drain()
+    assert [j.trigger_pk for j in ran] == [1, 3]
+    assert ran[1].forced and ran[1].reply_target.message_id == "m2"
+    s.submit(CH.key, job(2))  # late and unforced: decision 3 already saw it
+    await s.drain()
+    assert [j.trigger_pk for j in ran] == [1, 3]
+    s.submit(CH.key, job(2, forced=True))  # late but forced: still answered
+    await s.drain()
+    assert [j.trigger_pk for j in ran] == [1, 3, 2]
 
 
 async def test_unforced_reply_is_dropped_when_newer_messages_arrived(make) -> None:
