@@ -6,6 +6,8 @@ import re
 
 import discord
 
+from adapters.discord.names import name_key
+
 # Discord refuses message content longer than this.
 MAX_MESSAGE_CHARS = 2000
 # A Discord message is at most 4000 characters; anything longer came from elsewhere
@@ -41,7 +43,14 @@ def render_text(message: discord.Message, bot_user_id: int, assistant_name: str)
 
     def user(m: re.Match[str]) -> str:
         uid = int(m.group(1))
-        return f"@{assistant_name}" if uid == bot_user_id else f"@{users.get(uid, 'someone')}"
+        if uid == bot_user_id:
+            return f"@{assistant_name}"
+        name = users.get(uid, "someone")
+        if name_key(name.lstrip("@")) == name_key(assistant_name):
+            # A member nicknamed like the bot: "@Assistant" would address the bot. The "_"
+            # keeps the tag inside the word, so the core's "@name" check does not match it.
+            return f"@{name.lstrip('@')}_{str(uid)[-4:]}"
+        return f"@{name}"
 
     def role(m: re.Match[str]) -> str:
         rid = int(m.group(1))

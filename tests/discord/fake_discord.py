@@ -339,7 +339,12 @@ class FakeDiscord:
         """The gateway form of a message: guild messages carry guild_id and the author's member."""
         if not self._in_guild(int(msg["channel_id"])):
             return dict(msg)
-        return msg | {"guild_id": str(self.guild_id), "member": author.member()}
+        # As Discord does, a guild message's mentioned users carry their partial member (the nick).
+        mentions = [
+            u | {"member": self.people[int(u["id"])].member()} if int(u["id"]) in self.people else u
+            for u in msg.get("mentions", [])
+        ]
+        return msg | {"guild_id": str(self.guild_id), "member": author.member(), "mentions": mentions}
 
     # --- REST -------------------------------------------------------------------------
 

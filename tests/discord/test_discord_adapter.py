@@ -359,6 +359,19 @@ async def test_display_names_that_imitate_another_member_or_the_bot_are_tagged(
     assert len({t.name for t in window if t.role == "user"}) == 3
 
 
+async def test_mentioning_a_member_nicknamed_like_the_bot_does_not_address_the_bot(
+    fake: FakeDiscord, make_bot: MakeBot
+) -> None:
+    bot = await make_bot(p_speak=0.0)
+    ann = fake.add_person("ann", nick="Ann")
+    eve = fake.add_person("eve", nick="assistant")
+    await fake.post(fake.general, ann, f"thanks <@{eve.id}>!", mentions=(eve,))
+    (event,) = await bot.decisions(1)
+    assert event.decision.forced is False and event.outcome == "silent"
+    [stored] = await bot.stored(fake.general)
+    assert stored.text == f"thanks @assistant_{str(eve.id)[-4:]}!"
+
+
 async def test_edits_and_deletions_reach_the_store(fake: FakeDiscord, make_bot: MakeBot) -> None:
     bot = await make_bot(p_speak=0.1)
     ann = fake.add_person("ann")
