@@ -95,7 +95,7 @@ class MatrixAdapter:
         """Log in, then sync until close(); network errors are retried with backoff."""
         self._stopped.clear()
         try:
-            await self._retrying(self._login, "login")
+            await self._login()
             await self._sync_loop()
         except _Stopped:
             pass
@@ -113,21 +113,38 @@ class MatrixAdapter:
         await self.client.close()
 
     async def _login(self) -> None:
+        """Log in; a refused credential stops the adapter, anything else (a 5xx, a network error) is retried."""
+        delay = 1.0
+        while True:
+            failure = await self._try_login()
+            if failure is None:
+                break
+            status, what = failure
+            if status in _FATAL_CODES:
+                raise ConfigError(f"adapters.matrix: {what} ({status})")
+            log.warning("matrix: %s (%s); retrying in %.0f s", what, status, delay)
+            await self._sleep(delay)
+            delay = min(delay * 2, self.cfg.reconnect_max_delay_s)
+        log.info("matrix: logged in as %s (device %s)", self.client.user_id, self.client.device_id)
+
+    async def _try_login(self) -> tuple[str | None, str] | None:
+        """One login attempt; None on success, else (errcode, what failed)."""
         if self._access_token:
             self.client.access_token = self._access_token
-            who = await self.client.whoami()
+            who = await self._retrying(self.client.whoami, "whoami")
             if isinstance(who, WhoamiError):
-                raise ConfigError(f"adapters.matrix: the homeserver rejected the access token ({who.status_code})")
+                return who.status_code, "the homeserver rejected the access token"
             self.client.restore_login(who.user_id, who.device_id or self.cfg.device_id or "", self._access_token)
-        else:
-            key = f"{self.cfg.user_id}:device_id"
-            self.client.device_id = self.cfg.device_id or await self._get_state(key) or ""
-            resp = await self.client.login(self._password, device_name=self.cfg.device_name)
-            if isinstance(resp, LoginError):
-                raise ConfigError(f"adapters.matrix: login as {self.cfg.user_id} failed ({resp.status_code})")
-            # Reuse the device next time: one device per bot, not one per start.
-            await self._set_state(key, resp.device_id)
-        log.info("matrix: logged in as %s (device %s)", self.client.user_id, self.client.device_id)
+            return None
+        key = f"{self.cfg.user_id}:device_id"
+        self.client.device_id = self.cfg.device_id or await self._get_state(key) or ""
+        login = functools.partial(self.client.login, self._password, device_name=self.cfg.device_name)
+        resp = await self._retrying(login, "login")
+        if isinstance(resp, LoginError):
+            return resp.status_code, f"login as {self.cfg.user_id} failed"
+        # Reuse the device next time: one device per bot, not one per start.
+        await self._set_state(key, resp.device_id)
+        return None
 
     async def _sync_loop(self) -> None:
         token_key = f"{self.client.user_id}:next_batch"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
 
+from bot.config import ConfigError
 from tests.matrix.helpers import Person, replying_to, wait_until
 from tests.matrix.synapse_server import SynapseServer
 from tests.matrix.test_conversation import joined_room
@@ -88,6 +90,17 @@ async def test_password_login_reuses_its_device(alice: Person, bob: Person, make
     await second.start()
     await wait_until(lambda: second.adapter.client.device_id, what="the second login")
     assert second.adapter.client.device_id == device
+
+
+async def test_a_refused_password_stops_the_adapter_with_a_clear_error(make_bot, synapse, monkeypatch) -> None:
+    user_id, _ = synapse.register("chimebadpw", "the-right-one-123")
+    monkeypatch.setenv("CHIME_TEST_MATRIX_PASSWORD", "a-wrong-one")
+    bot = make_bot(user=(user_id, ""), access_token_env=None, password_env="CHIME_TEST_MATRIX_PASSWORD")
+    await bot.start()
+    with pytest.raises(ConfigError, match=r"login as @chimebadpw:\S+ failed \(M_FORBIDDEN\)"):
+        await asyncio.wait_for(bot._task, 30)
+    await bot.service.close()
+    bot.adapter = None  # already stopped: nothing left for the fixture to close
 
 
 async def test_reconnects_after_synapse_restart(
