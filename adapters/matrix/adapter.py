@@ -247,6 +247,9 @@ class MatrixAdapter:
         root = self.handler.threads.get(reply_to.message_id)
         if root:
             relates = {"rel_type": "m.thread", "event_id": root, "is_falling_back": False, **relates}
+        if len(text) > _MAX_REPLY_CHARS:
+            # Far beyond any max_tokens a config would set; one event stays well under Matrix's 64 KB.
+            log.warning("matrix: a %d-character reply in %s cut to %d", len(text), channel.key, _MAX_REPLY_CHARS)
         content = {
             "msgtype": "m.text",
             "body": text[:_MAX_REPLY_CHARS],
@@ -280,8 +283,10 @@ class MatrixAdapter:
     async def _typing(self, room_id: str, state: bool) -> None:
         # Typing is a courtesy: failures are logged quietly and never delay the reply much.
         try:
+            # Turning typing off precedes the reply, so it may hold the reply up only briefly.
             await asyncio.wait_for(
-                self.client.room_typing(room_id, typing_state=state, timeout=(_TYPING_REFRESH_S + 10) * 1000), 10
+                self.client.room_typing(room_id, typing_state=state, timeout=(_TYPING_REFRESH_S + 10) * 1000),
+                10 if state else 3,
             )
         except NETWORK_ERRORS as e:
             log.debug("matrix: typing notice in %s failed: %s", room_id, type(e).__name__)
