@@ -167,7 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] in _TRAINING_COMMANDS:
             return _dispatch(_TRAINING_COMMANDS[argv[0]], argv[1:])
-        if argv and argv[0] == "export" and any(a in ("--gguf", "--merge") or a.startswith("--gguf=") for a in argv):
+        if (
+            argv
+            and argv[0] == "export"
+            and any(a in ("--gguf", "--merge") or a.startswith(("--gguf=", "--merge=")) for a in argv)
+        ):
             return _dispatch("training.export_cli", argv[1:])
         args = build_parser().parse_args(argv)
         handlers = {

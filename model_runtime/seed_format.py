@@ -65,9 +65,9 @@ class ReadResult:
     errors: list[SeedFormatError]
 
 
-def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
-    """Non-blank lines of a file with their 1-based numbers."""
-    with open(path, encoding="utf-8") as f:
+def iter_lines(path: str | Path) -> Iterator[tuple[int, bytes]]:
+    """Non-blank lines of a file, undecoded, with their 1-based numbers (one bad line spoils no other)."""
+    with open(path, "rb") as f:
         for n, line in enumerate(f, start=1):
             if line.strip():
                 yield n, line
@@ -79,9 +79,11 @@ def read_seed_file(path: str | Path, *, skip_bad: bool = False) -> ReadResult:
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such file")
     result = ReadResult([], [], [])
-    for n, line in iter_lines(p):
+    for n, raw in iter_lines(p):
         try:
-            conv = validate_conversation(json.loads(line))
+            conv = validate_conversation(json.loads(raw.decode("utf-8")))
+        except UnicodeDecodeError as e:
+            err = SeedFormatError(p, n, f"not UTF-8 text (byte 0x{raw[e.start]:02x} at byte {e.start + 1})")
         except json.JSONDecodeError as e:
             err = SeedFormatError(p, n, f"bad JSON: {e.msg} at column {e.colno}")
         except ValueError as e:

@@ -30,7 +30,9 @@ def _row(seqs: list[Encoded]) -> Row:
     pos: list[int] = []
     for s in seqs:
         ids += s.input_ids
-        labels += s.labels
+        # A sequence's first token has nothing of its own before it: in a packed row it
+        # would be "predicted" from the previous conversation, so it is never a target.
+        labels += [IGNORE, *s.labels[1:]] if s.labels else []
         pos += list(range(len(s.input_ids)))
     return Row(ids, labels, pos)
 

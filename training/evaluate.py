@@ -63,8 +63,6 @@ def load_conversations(path: str | Path) -> list[Conversation]:
         conversations = read_seed_file(path).conversations
     except (SeedFormatError, FileNotFoundError) as e:
         raise EvalError(str(e)) from None
-    except UnicodeDecodeError as e:
-        raise EvalError(f"{path}: not UTF-8 text (byte {e.start})") from None
     if not any(m["role"] == "user" for conv in conversations for m in conv):
         raise EvalError(f"{path}: no human turns to evaluate (the file has no conversations)")
     return conversations

@@ -91,5 +91,6 @@ def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 def test_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "latin1.jsonl"
     path.write_bytes('[{"role": "user", "name": "Zoë", "content": "hé"}]\n'.encode("latin-1"))
-    assert main(["check", str(path)]) == 2
-    assert f"{path}: not UTF-8 text" in capsys.readouterr().err
+    assert main(["check", str(path)]) == 1  # reported like any other bad line, with its number
+    out = capsys.readouterr()
+    assert f"{path}:1: not UTF-8 text" in out.out + out.err

@@ -43,6 +43,17 @@ def test_skip_bad_counts_and_keeps_the_rest(tmp_path: Path, smollm2_tokenizer) -
     assert "bad lines skipped" in stats.summary()
 
 
+def test_a_line_that_is_not_utf8_is_named_and_can_be_skipped(tmp_path: Path, smollm2_tokenizer) -> None:
+    p = tmp_path / "latin1.jsonl"
+    latin1 = json.dumps([{"role": "user", "name": "Zoë", "content": "café"}], ensure_ascii=False).encode("latin-1")
+    p.write_bytes(json.dumps(GOOD).encode() + b"\n" + latin1 + b"\n" + json.dumps(GOOD).encode() + b"\n")
+    with pytest.raises(SeedFormatError) as e:
+        load_sequences(p, smollm2_tokenizer, max_length=512)
+    assert str(e.value).startswith(f"{p}:2: not UTF-8 text")
+    seqs, stats = load_sequences(p, smollm2_tokenizer, max_length=512, skip_bad=True)
+    assert len(seqs) == 2 and len(stats.skipped_lines) == 1
+
+
 def _long_conversation(n: int) -> list[dict[str, str]]:
     conv = []
     for i in range(n):

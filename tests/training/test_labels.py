@@ -103,3 +103,16 @@ def test_template_that_rewrites_history_is_refused(sp_tokenizers) -> None:
             encode_conversation(tok, conversation_messages(CONVERSATION))
     finally:
         tok.chat_template = original
+
+
+def test_a_packed_sequence_never_predicts_its_first_token_from_the_previous_one() -> None:
+    from training.batching import make_rows
+    from training.labels import IGNORE, Encoded
+
+    # Full-conversation training labels every token, the first one included.
+    seqs = [Encoded([1, 2, 3], [1, 2, 3], 0), Encoded([4, 5], [4, 5], 0), Encoded([6, 7, 8], [6, 7, 8], 0)]
+    [row] = make_rows(seqs, max_length=16, packing=True, seed=0)
+    starts = [i for i, p in enumerate(row.position_ids) if p == 0]
+    assert len(starts) == 3
+    assert all(row.labels[i] == IGNORE for i in starts)
+    assert sorted(x for x in row.labels if x != IGNORE) == [2, 3, 5, 7, 8]
