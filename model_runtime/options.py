@@ -34,7 +34,8 @@ class LlamaCppOptions(_Options):
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     seed: int = 0
     # Cached per-channel states (KV cache snapshots) kept within this many MB.
-    cache_budget_mb: int = Field(512, ge=0)
+    # ~47 MB per channel with a full 2048-token window of the bundled model: about 20 channels.
+    cache_budget_mb: int = Field(1024, ge=0)
     # The threshold that talkativeness 50 maps to; None: the adapter's recommended one.
     threshold: float | None = Field(None, ge=0.0, le=1.0)
     # "adapter": the protocol as trained (no system prompt); "prompted": the seed

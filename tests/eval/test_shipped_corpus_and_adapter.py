@@ -1,0 +1,72 @@
+"""The corpus and the default adapter in the repository still are what their cards say."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from model_runtime.seed_format import read_seed_file
+from training.data_check import check_file
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAIN, DEV = ROOT / "training" / "data" / "train.jsonl", ROOT / "training" / "data" / "dev.jsonl"
+ADAPTER = ROOT / "model_runtime" / "default_adapter"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(("path", "other"), [(TRAIN, DEV), (DEV, TRAIN)], ids=["train", "dev"])
+def test_each_split_follows_the_corpus_policy(path: Path, other: Path) -> None:
+    r = check_file(path, against=other)
+    assert not (r.schema_errors or r.exact_duplicates or r.near_duplicates), "chime data check would fail"
+    assert not (r.leaked_conversations or r.leaked_messages), "train and dev overlap"
+    assert not (r.unsafe_names or r.assistant_name_collisions)
+    assert 0.15 <= r.speak_ratio <= 0.20
+    assert r.silent_conversations >= 0.2 * r.conversations
+    assert 2 <= r.participants[0] and r.participants[1] <= 5
+    for conv in read_seed_file(path).conversations:
+        assert 8 <= sum(m["role"] == "user" for m in conv) <= 16
+
+
+def test_the_splits_are_big_enough() -> None:
+    train, dev = check_file(TRAIN), check_file(DEV)
+    assert dev.conversations >= 60 and train.conversations + dev.conversations >= 400
+
+
+def test_the_default_adapter_matches_its_metadata_and_the_data() -> None:
+    gguf = ADAPTER / "adapter.gguf"
+    meta = json.loads((ADAPTER / "meta.json").read_text())
+    assert gguf.stat().st_size <= 20 * 1024 * 1024
+    assert meta["adapter_sha256"] == _sha256(gguf)
+    # Retrained after the data changed? Then the adapter (and this hash) must be rebuilt too.
+    assert meta["data_sha256"] == {"train": _sha256(TRAIN), "dev": _sha256(DEV)}
+    assert 0.0 < meta["threshold"] < 1.0
+    report = json.loads((ADAPTER / "eval_dev.json").read_text())
+    assert report["f1"] >= 0.8 and report["false_interruption_rate"] <= 0.05 and report["forced_compliance"] == 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="needs the cpu extra")
+def test_the_default_runtime_still_meets_the_targets_on_dev() -> None:
+    """The whole dev split, replayed as `chime eval` does, with the runtime `chime run` uses."""
+    from model_runtime import create_runtime
+    from model_runtime.options import LlamaCppOptions
+    from training.evaluate import replay, summarize
+
+    runtime = create_runtime(LlamaCppOptions(n_threads=1))  # one thread: CI shares its 2 cores
+    try:
+        rep = replay(runtime, read_seed_file(DEV).conversations, assistant_name=runtime.assistant_name)
+        m = summarize(runtime, rep, runtime.base_threshold)
+    finally:
+        runtime.close()
+    assert "default_adapter" in m["model_id"] and runtime.base_threshold == pytest.approx(0.399)
+    assert m["f1"] >= 0.8 and m["false_interruption_rate"] <= 0.05 and m["forced_compliance"] == 1.0
+    shipped = json.loads((ADAPTER / "eval_dev.json").read_text())
+    # Greedy and deterministic: only llama.cpp's thread count can move a p_speak a little.
+    assert abs(m["f1"] - shipped["f1"]) <= 0.01
