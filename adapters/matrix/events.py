@@ -87,8 +87,27 @@ def strip_reply_fallback(body: str) -> str:
     return "\n".join(lines[i:]) if i else body
 
 
-def message_text(content: dict[str, Any], rel: Relation) -> str:
+_MEDIA_KINDS = {"m.image": "image", "m.file": "file", "m.video": "video", "m.audio": "audio"}
+
+
+def media_placeholder(content: dict[str, Any], event_type: str) -> str | None:
+    """A stand-in for an image, file, video, audio or sticker (the model cannot see them); None for text."""
+    kind = "sticker" if event_type == "m.sticker" else _MEDIA_KINDS.get(str(content.get("msgtype")))
+    if kind is None:
+        return None
+    body = content.get("body") if isinstance(content.get("body"), str) else ""
+    filename = content.get("filename") if isinstance(content.get("filename"), str) else ""
+    if filename and body.strip() and body != filename:
+        # Since Matrix 1.10 a media event with a filename uses its body as a caption.
+        return f"{body}\n[{kind}: {filename}]"
+    return f"[{kind}: {(filename or body).strip() or 'no name'}]"
+
+
+def message_text(content: dict[str, Any], rel: Relation, event_type: str = "m.room.message") -> str:
     """The message's plain text: ``body``, without a reply fallback; the HTML's text if body is empty."""
+    media = media_placeholder(content, event_type)
+    if media is not None:
+        return media
     body = content.get("body")
     body = body if isinstance(body, str) else ""
     if rel.reply_to or rel.thread_root:
@@ -176,7 +195,7 @@ def to_incoming(
         message_id=source["event_id"],
         author_id=sender,
         display_name=display_name(room, sender, reserved=reserved, max_chars=max_name_chars),
-        text=message_text(content, rel),
+        text=message_text(content, rel, str(source.get("type", "m.room.message"))),
         created_at=timestamp(source),
         reply_to=rel.reply_to,
         mentions=mentions,

@@ -15,12 +15,15 @@ from nio import (
     MegolmEvent,
     MessageDirection,
     RedactionEvent,
+    RoomEncryptedMedia,
     RoomGetStateError,
     RoomMemberEvent,
     RoomMessageEmote,
+    RoomMessageMedia,
     RoomMessageNotice,
     RoomMessagesError,
     RoomMessageText,
+    StickerEvent,
     SyncResponse,
 )
 from nio.responses import RoomInfo
@@ -32,7 +35,18 @@ from bot.service import ConversationService
 
 log = logging.getLogger(__name__)
 
-_MESSAGES = (RoomMessageText, RoomMessageNotice, RoomMessageEmote)
+# Media and stickers are stored as placeholders ("[image: cat.png]"), as on Discord.
+_MESSAGES = (
+    RoomMessageText,
+    StickerEvent,
+    RoomMessageNotice,
+    RoomEncryptedMedia,
+    RoomMessageEmote,
+    RoomMessageMedia,
+    RoomMessageMedia,
+    RoomEncryptedMedia,
+    StickerEvent,
+)
 # How many pages of /messages to read back to close a gap in a room's timeline.
 _MAX_BACKFILL_PAGES = 10
 _UNPRIVILEGED_CREATOR_VERSIONS = {str(v) for v in range(1, 12)}

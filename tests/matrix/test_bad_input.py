@@ -67,6 +67,22 @@ async def test_odd_events_html_huge_and_edits(alice: Person, bob: Person, make_b
     assert await bot.stored(redacted) is None
 
 
+async def test_images_files_and_stickers_are_stored_as_placeholders(alice: Person, bob: Person, make_bot) -> None:
+    bot = make_bot()
+    await bot.start()
+    room, _ = await joined_room(alice, bob, bot)
+    mxc = "mxc://localhost/abcdef"
+    image = await alice.send_event(room, "m.room.message", {"msgtype": "m.image", "body": "cat.png", "url": mxc})
+    captioned = await bob.send_event(
+        room, "m.room.message", {"msgtype": "m.file", "body": "the minutes", "filename": "minutes.pdf", "url": mxc}
+    )
+    sticker = await alice.send_event(room, "m.sticker", {"body": "thumbs up", "url": mxc, "info": {}})
+    await wait_until(lambda: bot.decided_on(sticker), what="a decision on the sticker")
+    assert (await bot.stored(image)).text == "[image: cat.png]"
+    assert (await bot.stored(captioned)).text == "the minutes\n[file: minutes.pdf]"
+    assert (await bot.stored(sticker)).text == "[sticker: thumbs up]"
+
+
 async def test_imitated_display_names(alice: Person, bob: Person, make_bot) -> None:
     bot = make_bot()
     await bot.start()

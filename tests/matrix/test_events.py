@@ -46,6 +46,8 @@ def test_text_drops_reply_fallbacks_and_html() -> None:
     assert message_text({"body": "> <@a:b> q\n\nanswer"}, Relation(reply_to="$q")) == "answer"
     assert message_text({"body": "> quoting is fine here"}, Relation()) == "> quoting is fine here"
     assert message_text({"body": 42, "formatted_body": "<i>hi</i>"}, Relation()) == "hi"
+    assert message_text({"msgtype": "m.audio", "body": ""}, Relation()) == "[audio: no name]"
+    assert message_text({"body": "wave"}, Relation(), "m.sticker") == "[sticker: wave]"
 
 
 def test_mentions_and_pills() -> None:
