@@ -110,6 +110,8 @@ class MatrixAdapter:
             await asyncio.wait_for(self._stopped.wait(), timeout=10)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.service.drain(), timeout=10)
+        if self.handler.notices:  # command answers still on their way
+            await asyncio.wait(set(self.handler.notices), timeout=5)
         await self.client.close()
 
     async def _login(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -92,6 +93,8 @@ class SyncHandler:
         self.joined: set[str] = set()
         self._warned_encrypted: set[str] = set()
         self._creators_cache: dict[str, frozenset[str]] = {}
+        # Command answers on their way (the adapter waits for them briefly at close).
+        self.notices: set[asyncio.Task[None]] = set()
 
     @property
     def user_id(self) -> str:
@@ -292,11 +295,26 @@ class SyncHandler:
         return stripped == prefix or stripped.startswith(prefix + " ")
 
     async def _on_command(self, room: MatrixRoom, msg: IncomingMessage) -> None:
+        # Commands are not stored as messages; a mark in the store keeps a batch that is
+        # replayed after a crash from running one (say, forget) a second time.
+        mark = f"command:{msg.message_id}"
+        if await self.service.db(self.service.store.get_state, PLATFORM, mark) is not None:
+            log.debug("matrix: command %s already run", msg.message_id)
+            return
+        await self.service.db(self.service.store.set_state, PLATFORM, mark, "run")
         level = room.power_levels.get_user_level(msg.author_id)
         is_admin = level >= self.cfg.admin_power_level or msg.author_id in await self._creators(room.room_id)
         ctx = CommandContext(msg.channel, author_id=msg.author_id, author_name=msg.display_name, is_admin=is_admin)
         answer = await self.service.run_command(ctx, msg.text.strip()[len(self.cfg.command_prefix) :])
-        await self.send_notice(room, answer, msg)
+        # Sent beside the sync loop: a rate-limited answer must not hold up every room.
+        task = asyncio.create_task(self.send_notice(room, answer, msg), name=f"notice:{msg.message_id}")
+        self.notices.add(task)
+        task.add_done_callback(self._notice_done)
+
+    def _notice_done(self, task: asyncio.Task[None]) -> None:
+        self.notices.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("matrix: answering a command failed: %r", task.exception())
 
     async def _creators(self, room_id: str) -> frozenset[str]:
         """The room's privileged creators (room version 12 on), who outrank every power level."""

@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from bot.config import ConfigError
+from bot.store import Store
 from tests.matrix.helpers import Person, replying_to, wait_until
 from tests.matrix.synapse_server import SynapseServer
 from tests.matrix.test_conversation import joined_room
@@ -55,6 +56,31 @@ async def test_bot_restart_neither_repeats_nor_misses(alice: Person, bob: Person
     replied_to = [e["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] for e in replies]
     assert sorted(replied_to) == sorted([q1, q2, q3])
     assert alice.from_user(secret, first.user_id) == []
+
+
+async def test_a_command_in_a_replayed_batch_is_not_run_twice(alice: Person, bob: Person, make_bot) -> None:
+    first = make_bot()
+    await first.start()
+    room, _ = await joined_room(alice, bob, first)
+    before = await alice.send(room, "before the command")
+    await wait_until(lambda: first.decided_on(before), what="the message before the command")
+    token_key = f"{first.user_id}:next_batch"
+    token = await first.service.db(first.service.store.get_state, "matrix", token_key)
+    status = await alice.send(room, "!assistant status")
+    await alice.wait_for(room, replying_to(status))
+    await first.stop()
+
+    # A crash before the sync position was saved: the next start reads the command again.
+    store = Store(first.url)
+    store.set_state("matrix", token_key, token)
+    store.close()
+    second = make_bot(user=(first.user_id, first.token))
+    await second.start()
+    after = await alice.send(room, "after the restart")
+    await wait_until(lambda: second.decided_on(after), what="the message after the restart")
+    assert status in second.adapter.handler.seen, "the command was read again"
+    notices = [e for e in alice.from_user(room, first.user_id) if e["content"]["msgtype"] == "m.notice"]
+    assert len(notices) == 1
 
 
 async def _levels_with(person: Person, room: str, user_id: str, level: int) -> dict:
