@@ -157,6 +157,19 @@ async def test_slash_commands_work_and_refuse_non_admins(fake: FakeDiscord, make
     assert (await answer_to(fake, token))["content"] == "Deleted everything I stored from you on discord: 1 messages."
     assert await bot.stored(fake.general) == []
 
+    token = await fake.slash(fake.general, ann, "history", {"messages": 10})
+    assert (await answer_to(fake, token))["content"].startswith("Sorry, only channel admins")
+    token = await fake.slash(fake.general, mod, "history", {"messages": 10})
+    assert (await answer_to(fake, token))["content"].startswith("I'll read the last 10")
+    await fake.post(fake.general, owner, "something to forget")
+    await bot.settle()
+    assert len(await bot.stored(fake.general)) == 1
+    token = await fake.slash(fake.general, ann, "forget")
+    assert (await answer_to(fake, token))["content"].startswith("Sorry, only channel admins")
+    token = await fake.slash(fake.general, owner, "forget", permissions=MANAGE_GUILD)
+    assert (await answer_to(fake, token))["content"].startswith("Forgot this channel's history")
+    assert await bot.stored(fake.general) == []
+
 
 async def test_gateway_drop_mid_conversation_resumes_without_losing_a_message(
     fake: FakeDiscord, make_bot: MakeBot
