@@ -91,10 +91,11 @@ async def _forget(svc: ConversationService, ctx: CommandContext, args: list[str]
 
 
 async def _forget_me(svc: ConversationService, ctx: CommandContext, args: list[str]) -> str:
+    keys = await svc.db(svc.store.author_channel_keys, ctx.channel.platform, ctx.author_id)
     n = await svc.db(svc.store.forget_author, ctx.channel.platform, ctx.author_id)
-    # Cached model states may hold the deleted text: drop this channel's; others are
-    # rebuilt from the store at their next decision once their prefix changes.
-    svc.runtime.forget(ctx.channel.key)
+    # Cached model states hold the deleted text too: drop those of every channel it was in.
+    for key in {ctx.channel.key, *keys}:
+        svc.runtime.forget(key)
     return f"Deleted everything I stored from you on {ctx.channel.platform}: {n} messages."
 
 

@@ -353,6 +353,20 @@ class Store:
 
         return self._run("forget_author", fn)
 
+    def author_channel_keys(self, platform: str, author_id: str) -> list[str]:
+        """The keys (``platform:channel_id``) of the channels where a person has stored messages."""
+
+        def fn(s: Session) -> list[str]:
+            rows = s.execute(
+                select(Channel.platform, Channel.channel_id)
+                .join(Message, Message.channel_pk == Channel.id)
+                .where(Message.platform == platform, Message.author_id == author_id)
+                .distinct()
+            )
+            return [f"{p}:{c}" for p, c in rows]
+
+        return self._run("author_channel_keys", fn)
+
     def purge_before(self, cutoff: datetime) -> tuple[int, int]:
         """Delete messages and decisions older than ``cutoff``; returns (messages, decisions)."""
 

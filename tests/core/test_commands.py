@@ -103,6 +103,8 @@ async def test_forget_me_deletes_the_callers_messages_everywhere(svc) -> None:
     texts = [m.text for m in svc.store.all_messages(svc.store.channel(CH).pk)]
     assert texts == ["hers"]
     assert svc.store.all_messages(svc.store.channel(OTHER).pk) == []
+    # The model's cached states of both channels held the deleted text: both are dropped.
+    assert {CH.key, OTHER.key} <= set(svc.runtime.forgotten)
 
 
 async def test_unknown_and_empty_commands_get_help(svc) -> None:
