@@ -111,8 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         if not _out_of_memory(e):
             raise
         print(
-            f"out of memory: {e}\nlower data.max_length or train.batch_size, then run again with --resume "
-            "to continue from the last checkpoint",
+            f"out of memory: {e}\nlower train.batch_size and raise train.grad_accumulation by the same factor, "
+            "then run again with --resume to continue from the last checkpoint (a different data.max_length "
+            "needs a new run)",
             file=sys.stderr,
         )
         return 3

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from training.batching import collate, make_rows, micro_batches
 from training.checkpoint import load_latest, restore, save_checkpoint
-from training.config import TrainConfig
+from training.config import ConfigError, TrainConfig
 from training.labels import IGNORE, Encoded
 from training.prepare import Prepared
 
@@ -132,10 +132,38 @@ class Trainer:
         found = load_latest(self.out)
         if found is None:
             return False
+        self._check_same_run(found.path, found.state)
         restore(found, self.prep.model, self.optimizer, self.scheduler)
         self.step = found.step
         self.log(f"resuming from {found.path} (step {found.step} of {self.plan.total_steps})")
         return True
+
+    def _check_same_run(self, path: Any, state: dict[str, Any]) -> None:
+        """Refuse a checkpoint whose data, model or step plan differ: its step would mean other rows."""
+        saved_cfg, saved_plan = state.get("config"), state.get("plan")
+        if saved_cfg is None or saved_plan is None:
+            return  # written before these were saved; nothing to compare
+        now = self.cfg.model_dump(mode="json")
+        changed = [
+            f"{section}.{key}"
+            for section in ("model", "lora", "data")
+            for key in sorted(set(now[section]) | set(saved_cfg.get(section, {})))
+            if now[section].get(key) != saved_cfg.get(section, {}).get(key)
+        ]
+        changed += [
+            f"train.{k}"
+            for k in ("seed", "lr", "lr_schedule", "warmup_ratio")
+            if now["train"][k] != saved_cfg["train"].get(k)
+        ]
+        steps = {k: self.plan.__dict__[k] for k in ("steps_per_epoch", "total_steps")}
+        if {k: saved_plan.get(k) for k in steps} != steps:
+            changed.append(f"the optimizer steps ({saved_plan} then, {self.plan.__dict__} now)")
+        if changed:
+            raise ConfigError(
+                f"{path}: cannot resume, the run changed: {', '.join(changed)}. Resume with the config it was "
+                "made with (train.batch_size may change if batch_size x grad_accumulation stays the same), "
+                "or start a new run in another output_dir"
+            )
 
     def checkpoint(self) -> None:
         """Save the current step."""

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from training import train_cli
-from training.config import TrainConfig, load_config
+from training.config import ConfigError, TrainConfig, load_config
 from training.prepare import prepare
 from training.trainer import Interrupted, Trainer
 
@@ -83,3 +83,16 @@ def test_existing_checkpoints_need_resume(tmp_path: Path) -> None:
     (tmp_path / "out" / "checkpoint-3").mkdir(parents=True)
     (tmp_path / "out" / "checkpoint-3" / "trainer_state.pt").write_bytes(b"x")
     assert train_cli.main([str(SMOKE), "--output-dir", str(tmp_path / "out")]) == 2
+
+
+def test_resume_refuses_a_checkpoint_from_another_plan(tmp_path: Path) -> None:
+    cfg = _config(tmp_path / "run", max_steps=4, save_steps=2)
+    Trainer(prepare(cfg), cfg).run()
+    halved = _config(tmp_path / "run", max_steps=4, save_steps=2, batch_size=2, grad_accumulation=1)
+    assert Trainer(prepare(halved), halved).resume()  # same rows per optimizer step: fine
+    longer = _config(tmp_path / "run", max_steps=4, save_steps=2)
+    raw = longer.model_dump()
+    raw["data"]["max_length"] = 256
+    other = TrainConfig.model_validate(raw)
+    with pytest.raises(ConfigError, match=r"cannot resume, the run changed: data\.max_length"):
+        Trainer(prepare(other), other).resume()
