@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -21,7 +22,7 @@ from bot.domain import ChannelRef, CommandContext, IncomingMessage, ReplySender,
 from bot.scheduler import ChannelScheduler, Job
 from bot.store import ChannelSettings, DecisionRow, Store, StoreError
 from bot.window import WindowPlanner
-from model_runtime.interface import Decision, Runtime
+from model_runtime.interface import Decision, Runtime, Timings
 from model_runtime.protocol import threshold_for
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ T = TypeVar("T")
 
 # Sent when a forced decision generated nothing usable (e.g. only protocol markers).
 FORCED_FALLBACK = "Sorry, I don't have an answer to that."
+# A threshold above any probability: the runtime scores the turn and writes nothing.
+_SCORE_ONLY = 1.01
 _CODE_RE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
 
 
@@ -194,11 +197,7 @@ class ConversationService:
         sender = self._senders.get(ref.platform)
         started = time.perf_counter()
         try:
-            if job.forced and sender is not None:
-                async with sender.typing(ref):
-                    decision = await self.runtime.adecide(ref.key, window, True, threshold)
-            else:
-                decision = await self.runtime.adecide(ref.key, window, job.forced, threshold)
+            decision = await self._decide(ref, window, job.forced, threshold, superseded, sender)
         except Exception:
             log.exception("decision failed in %s on message %s; no reply", ref.key, msg.message_id)
             self._notify(DecisionEvent(ref, msg, None, "error"))
@@ -230,6 +229,31 @@ class ConversationService:
         except StoreError as e:
             log.error("decision in %s not recorded: %s", ref.key, e)
         self._notify(DecisionEvent(ref, msg, decision, outcome, reply))
+
+    async def _decide(
+        self,
+        ref: ChannelRef,
+        window: list,
+        forced: bool,
+        threshold: float,
+        superseded: Callable[[], bool],
+        sender: ReplySender | None,
+    ) -> Decision:
+        """Score the turn, then write the reply under a typing indicator if it is to be spoken."""
+        if not forced:
+            # Scoring first (a threshold nothing reaches) lets "typing" show only while a
+            # reply is really written, and skips writing one that newer messages made stale.
+            scored = await self.runtime.adecide(ref.key, window, False, _SCORE_ONLY)
+            if scored.p_speak < threshold or superseded():
+                return replace(scored, speak=scored.p_speak >= threshold, threshold=threshold)
+        typing = sender.typing(ref) if sender is not None else contextlib.nullcontext()
+        async with typing:
+            reply = await self.runtime.adecide(ref.key, window, True, threshold)
+        if forced:
+            return reply
+        # The model's own choice to speak: its p_speak, and the time of both calls.
+        timings = Timings(**{k: v + getattr(reply.timings, k) for k, v in vars(scored.timings).items()})
+        return replace(reply, p_speak=scored.p_speak, speak=True, forced=False, threshold=threshold, timings=timings)
 
     async def _act(
         self, job: Job, decision: Decision, superseded: Callable[[], bool], sender: ReplySender | None

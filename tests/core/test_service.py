@@ -305,12 +305,17 @@ async def test_talkativeness_maps_to_the_threshold(make) -> None:
     ctx = CommandContext(CH, "ann", "Ann", is_admin=True)
     await h.say("hello")
     await h.service.drain()
-    assert h.runtime.calls[-1].threshold == pytest.approx(0.5)
+    assert h.events[-1].decision.threshold == pytest.approx(0.5)
+    assert h.events[-1].outcome == "silent"
+    assert [c.force for c in h.runtime.calls] == [False]  # scored only: nothing written
     await h.service.run_command(ctx, "talkativeness 90")
     await h.say("hello again")
     await h.service.drain()
-    assert h.runtime.calls[-1].threshold == pytest.approx(0.1)
+    assert h.events[-1].decision.threshold == pytest.approx(0.1)
     assert h.events[-1].outcome == "sent"
+    # Scored, then written (under a typing indicator) because 0.3 >= 0.1.
+    assert [c.force for c in h.runtime.calls] == [False, False, True]
+    assert h.sender.typing_channels == [CH.key]
 
 
 async def test_edit_and_delete_reach_the_store_and_the_runtime_cache(make) -> None:
