@@ -25,7 +25,9 @@ def _load(args: argparse.Namespace) -> Config:
     config = load_config(args.config) if getattr(args, "config", None) else parse_config({}, "<defaults>")
     config = with_data_dir(config, getattr(args, "data_dir", None))
     runtime = getattr(args, "runtime", None)
-    if runtime:
+    # Another kind starts from that kind's defaults (options differ per kind); the same
+    # kind keeps the config file's options.
+    if runtime and runtime != config.runtime.kind:
         config = config.model_copy(update={"runtime": parse_config({"runtime": {"kind": runtime}}).runtime})
     return config
 
