@@ -103,6 +103,30 @@ class Store:
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self._retries = retries
         self._retry_delay_s = retry_delay_s
+        # A pooled SQLite connection keeps writing to a file that was deleted or replaced,
+        # and all of it is lost at exit: the file's identity is checked before each use.
+        database = self.engine.url.database if self.engine.url.get_backend_name() == "sqlite" else None
+        self._sqlite_file = Path(database) if database and database != ":memory:" else None
+        self._sqlite_inode = (
+            self._sqlite_file.stat().st_ino if self._sqlite_file and self._sqlite_file.exists() else None
+        )
+
+    def _check_file(self, what: str) -> None:
+        if self._sqlite_file is None:
+            return
+        if self._sqlite_inode is None:  # created by the first connection: remember it from now on
+            if self._sqlite_file.exists():
+                self._sqlite_inode = self._sqlite_file.stat().st_ino
+            return
+        try:
+            same = self._sqlite_file.stat().st_ino == self._sqlite_inode
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise StoreError(
+                f"store: {what} refused: the database file {self._sqlite_file} was deleted or replaced "
+                "while chime was running; restart chime to open the current file"
+            )
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -110,6 +134,7 @@ class Store:
 
     def _run(self, what: str, fn: Callable[[Session], T]) -> T:
         """Run ``fn`` in a transaction, retrying a locked or unreachable database."""
+        self._check_file(what)
         for attempt in range(1, self._retries + 1):
             try:
                 with self._session.begin() as session:

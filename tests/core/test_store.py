@@ -194,3 +194,17 @@ def test_locked_database_is_retried_then_reported(tmp_path: Path) -> None:
     # Nothing was lost, and the store works again once the lock is gone.
     assert store.add_message(msg("locked"), channel_pk=ch.pk) is not None
     store.close()
+
+
+def test_a_deleted_database_file_is_reported_not_written_into_the_void(tmp_path: Path) -> None:
+    path = tmp_path / "chime.db"
+    url = sqlite_url(path)
+    upgrade(url)
+    store = Store(url)
+    ch = store.channel(CH)
+    assert store.add_message(msg("before"), channel_pk=ch.pk) is not None
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    with pytest.raises(StoreError, match="was deleted or replaced while chime was running"):
+        store.add_message(msg("after"), channel_pk=ch.pk)
+    store.close()
