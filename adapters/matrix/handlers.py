@@ -39,11 +39,8 @@ log = logging.getLogger(__name__)
 # Media and stickers are stored as placeholders ("[image: cat.png]"), as on Discord.
 _MESSAGES = (
     RoomMessageText,
-    StickerEvent,
     RoomMessageNotice,
-    RoomEncryptedMedia,
     RoomMessageEmote,
-    RoomMessageMedia,
     RoomMessageMedia,
     RoomEncryptedMedia,
     StickerEvent,
