@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import time
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Protocol
 
 from bot.config import Config, ConfigError
 from bot.service import ConversationService
-from bot.store import Store, StoreError
+from bot.store import Store
 from bot.store.migrate import upgrade
+from bot.store.store import with_retries
 from model_runtime import Runtime, create_runtime
 
 log = logging.getLogger("chime")
@@ -32,20 +32,8 @@ def prepare_store(config: Config) -> str:
     url = config.store_url()
     if url.startswith("sqlite"):
         config.resolved_data_dir().mkdir(parents=True, exist_ok=True)
-    from sqlalchemy.exc import DBAPIError
-
-    attempts = 3
-    for attempt in range(1, attempts + 1):
-        try:
-            upgrade(url)
-            return url
-        except DBAPIError as e:  # locked, unreachable or unwritable: retried, then one clear error
-            if attempt == attempts:
-                raise StoreError(
-                    f"store {_redact(url)}: migrations failed after {attempts} attempts: {e.orig!r}"
-                ) from None
-            log.warning("store %s: migrations failed (%s), retrying", _redact(url), type(e.orig).__name__)
-            time.sleep(0.5 * attempt)
+    # Locked, unreachable or unwritable: retried like every store call, then one clear error.
+    with_retries("migrations", lambda: upgrade(url), where=f"store {_redact(url)}")
     return url
 
 

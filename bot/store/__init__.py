@@ -1,5 +1,23 @@
 """The store: SQLAlchemy models, data access and migrations."""
 
-from bot.store.store import ChannelSettings, DecisionRow, Store, StoredMessage, StoreError, make_engine, sqlite_url
+from bot.store.store import (
+    ChannelSettings,
+    DecisionRow,
+    Store,
+    StoredMessage,
+    StoreError,
+    make_engine,
+    sqlite_url,
+    with_retries,
+)
 
-__all__ = ["ChannelSettings", "DecisionRow", "Store", "StoreError", "StoredMessage", "make_engine", "sqlite_url"]
+__all__ = [
+    "ChannelSettings",
+    "DecisionRow",
+    "Store",
+    "StoreError",
+    "StoredMessage",
+    "make_engine",
+    "sqlite_url",
+    "with_retries",
+]

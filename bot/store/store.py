@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from sqlalchemy import create_engine, delete, event, func, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.domain import ChannelRef, IncomingMessage, utcnow
@@ -94,6 +94,21 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def with_retries(what: str, fn: Callable[[], T], retries: int = 3, delay_s: float = 0.5, where: str = "store") -> T:
+    """``fn()``, retried while the database is locked or unreachable; then a StoreError naming ``what``."""
+    for attempt in range(1, retries + 1):
+        try:
+            return fn()
+        except IntegrityError:
+            raise
+        except DBAPIError as e:  # OperationalError (locked, unreachable) is one of these
+            if attempt == retries:
+                raise StoreError(f"{where}: {what} failed after {attempt} attempts: {e.orig!r}") from e
+            log.warning("%s: %s failed (%s), retrying", where, what, type(e.orig).__name__)
+            time.sleep(delay_s * attempt)
+    raise AssertionError("unreachable")
+
+
 class Store:
     """Synchronous data access; the core calls it from one worker thread, in arrival order."""
 
@@ -135,18 +150,12 @@ class Store:
     def _run(self, what: str, fn: Callable[[Session], T]) -> T:
         """Run ``fn`` in a transaction, retrying a locked or unreachable database."""
         self._check_file(what)
-        for attempt in range(1, self._retries + 1):
-            try:
-                with self._session.begin() as session:
-                    return fn(session)
-            except IntegrityError:
-                raise
-            except (OperationalError, DBAPIError) as e:
-                if attempt == self._retries:
-                    raise StoreError(f"store: {what} failed after {attempt} attempts: {e.orig!r}") from e
-                log.warning("store: %s failed (%s), retrying", what, type(e.orig).__name__)
-                time.sleep(self._retry_delay_s * attempt)
-        raise AssertionError("unreachable")
+
+        def transaction() -> T:
+            with self._session.begin() as session:
+                return fn(session)
+
+        return with_retries(what, transaction, self._retries, self._retry_delay_s)
 
     # --- channels -------------------------------------------------------------
 
