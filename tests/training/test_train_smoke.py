@@ -17,16 +17,22 @@ SMOKE = Path(__file__).resolve().parents[2] / "training" / "configs" / "tiny-smo
 ROOT = SMOKE.parents[2]
 
 
-def _config(out: Path, **train) -> TrainConfig:
+# QLoRA: the base in bitsandbytes 4-bit NF4 (it runs on the CPU too), LoRA on top.
+QLORA = {"load_in_4bit": True, "gradient_checkpointing": True}
+
+
+def _config(out: Path, model: dict | None = None, **train) -> TrainConfig:
     raw = load_config(SMOKE).model_dump()
     raw["data"]["train"] = ROOT / raw["data"]["train"]
     raw["data"]["dev"] = ROOT / raw["data"]["dev"]
+    raw["model"].update(model or {})
     raw["train"].update({"output_dir": out, **train})
     return TrainConfig.model_validate(raw)
 
 
-def test_smoke_training_lowers_the_loss(tmp_path: Path) -> None:
-    cfg = _config(tmp_path / "run", max_steps=40)
+@pytest.mark.parametrize("model", [None, QLORA], ids=["lora", "qlora-4bit"])
+def test_smoke_training_lowers_the_loss(tmp_path: Path, model: dict | None) -> None:
+    cfg = _config(tmp_path / "run", model, max_steps=40)
     result = train_cli.run(cfg, SMOKE, resume=False)
     assert result["steps"] == 40
     assert result["final_eval_loss"] < result["initial_eval_loss"] - 1.0
