@@ -107,6 +107,8 @@ def run_floor(args: argparse.Namespace, length: int) -> dict:
     """Raw llama-cpp-python: decode exactly the tokens the cached runtime evaluated, on a warm context."""
     import llama_cpp
 
+    from model_runtime.llama_load import load_llama
+
     # Token lists come from the runtime (untimed); the timed region below is llama.cpp only.
     rt = make_runtime(args, 512)
     hist = history(rt, length, seed=0)
@@ -119,9 +121,9 @@ def run_floor(args: argparse.Namespace, length: int) -> dict:
     model_path = str(rt.model_path)
     rt.close()
 
-    llm = llama_cpp.Llama(
+    llm = load_llama(
         model_path, n_ctx=args.n_ctx, n_batch=512, n_ubatch=512, n_threads=args.threads,
-        n_threads_batch=args.threads, verbose=False,
+        n_threads_batch=args.threads,
     )  # fmt: skip
     ctx, mem = llm.ctx, llama_cpp.llama_get_memory(llm.ctx)
     batch = llama_cpp.llama_batch_init(512, 0, 1)

@@ -23,6 +23,7 @@ from model_runtime.channel_states import ChannelStates, SavedState
 from model_runtime.gguf_meta import read_metadata
 from model_runtime.interface import Decision, Runtime, RuntimeError_, Timings
 from model_runtime.llama_cpp_context import LlamaSequence, log_softmax
+from model_runtime.llama_load import load_llama
 from model_runtime.options import LlamaCppOptions
 from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, Turn, clean_reply, p_speak_from_logprobs
 from model_runtime.template import (
@@ -72,8 +73,8 @@ class LlamaCppRuntime(Runtime):
         opts = self.options
         threads = opts.n_threads or os.cpu_count() or 1
         try:
-            return llama_cpp.Llama(
-                model_path=str(self.model_path),
+            return load_llama(
+                str(self.model_path),
                 n_ctx=opts.n_ctx,
                 n_batch=opts.n_batch,
                 n_ubatch=opts.n_batch,
@@ -81,7 +82,6 @@ class LlamaCppRuntime(Runtime):
                 n_threads_batch=threads,
                 seed=opts.seed,
                 lora_path=str(self.adapter.path) if self.adapter.path else None,
-                verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:
             culprit = self.adapter.path if "lora" in str(exc).lower() else self.model_path

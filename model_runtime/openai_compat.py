@@ -37,9 +37,11 @@ class _GgufTokenizer:
     def __init__(self, path: Path) -> None:
         import llama_cpp
 
+        from model_runtime.llama_load import load_llama
+
         self.template = ChatTemplate.from_gguf_metadata(read_metadata(path), str(path))
         try:
-            self._llm = llama_cpp.Llama(str(path), vocab_only=True, n_ctx=256, verbose=False)
+            self._llm = load_llama(str(path), vocab_only=True, n_ctx=256)
         except (ValueError, RuntimeError) as exc:
             raise RuntimeError_(f"llama.cpp could not read the vocabulary of {path}: {exc}") from exc
         vocab = llama_cpp.llama_model_get_vocab(self._llm.model)

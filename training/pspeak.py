@@ -73,16 +73,10 @@ def transformers_evaluator(model: Any) -> Evaluate:
 
 def llama_cpp_evaluator(model_path: str, lora_path: str | None, n_ctx: int = 2048, threads: int = 1) -> Evaluate:
     """Logits from llama.cpp with an optional GGUF LoRA adapter."""
-    import llama_cpp
+    from model_runtime.llama_load import load_llama
 
-    llm = llama_cpp.Llama(
-        model_path=model_path,
-        lora_path=lora_path,
-        n_ctx=n_ctx,
-        logits_all=True,
-        n_threads=threads,
-        n_threads_batch=threads,
-        verbose=False,
+    llm = load_llama(
+        model_path, lora_path=lora_path, n_ctx=n_ctx, logits_all=True, n_threads=threads, n_threads_batch=threads
     )
 
     def evaluate(tokens: list[int]) -> np.ndarray:

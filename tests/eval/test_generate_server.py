@@ -40,7 +40,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path())]
+    cmd = [sys.executable, "-m", "model_runtime.llama_server", "--model", str(bundled_model_path())]
     cmd += ["--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"]
     cmd += ["--verbose", "False", "--n_threads", "1"]  # see test_eval_llama: a 2nd thread only spins on CI
     with open(log, "wb") as out:

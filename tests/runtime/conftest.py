@@ -65,10 +65,10 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def llama_server(bundled_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real ``python -m llama_cpp.server`` with the bundled model on 127.0.0.1; stopped afterwards."""
+    """llama-cpp-python's real server (``python -m model_runtime.llama_server``, the bundled model) on 127.0.0.1."""
     port = _free_port()
     log_path = tmp_path_factory.mktemp("server") / "server.log"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_path), "--host", "127.0.0.1"]
+    cmd = [sys.executable, "-m", "model_runtime.llama_server", "--model", str(bundled_path), "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--n_ctx", "2048", "--n_threads", str(THREADS), "--n_threads_batch", str(THREADS)]
     with log_path.open("w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)

@@ -17,9 +17,9 @@ from .conftest import long_conversation
 @pytest.fixture(scope="module")
 def vocab(bundled_path: Path):
     """The bundled model's tokenizer through llama.cpp, vocabulary only (fast)."""
-    import llama_cpp
+    from model_runtime.llama_load import load_llama
 
-    llm = llama_cpp.Llama(str(bundled_path), vocab_only=True, n_ctx=256, verbose=False)
+    llm = load_llama(str(bundled_path), vocab_only=True, n_ctx=256)
     yield llm
     llm.close()
 
