@@ -35,7 +35,7 @@ def _subset(src: Path, n: int, dest: Path) -> Path:
 
 
 def _config(data: Path, out: Path, threads: int, variant: str):
-    from training.config import TrainConfig, load_config
+    from training.fit.config import TrainConfig, load_config
 
     raw = load_config(CONFIG).model_dump()
     raw["data"].update({"train": data, "dev": None})
@@ -52,7 +52,7 @@ def _config(data: Path, out: Path, threads: int, variant: str):
 def _full_logits_loss(model, batch, device):
     import torch.nn.functional as F
 
-    from training.labels import IGNORE
+    from training.fit.labels import IGNORE
 
     logits = model(input_ids=batch["input_ids"].to(device), position_ids=batch["position_ids"].to(device)).logits
     labels = batch["labels"].to(device)[:, 1:]
@@ -62,9 +62,9 @@ def _full_logits_loss(model, batch, device):
 
 def run_chime(cfg, variant: str) -> dict:
     """One epoch of chime's own loop."""
-    import training.trainer as trainer_mod
-    from training.models import set_threads
-    from training.prepare import prepare
+    import training.fit.trainer as trainer_mod
+    from training.fit.models import set_threads
+    from training.fit.prepare import prepare
 
     set_threads(cfg.train.threads)
     if variant == "chime_full_logits":
@@ -80,9 +80,9 @@ def run_hf_trainer(cfg) -> dict:
     import torch
     from transformers import Trainer, TrainingArguments
 
-    from training.labels import IGNORE
-    from training.models import set_threads
-    from training.prepare import prepare
+    from training.fit.labels import IGNORE
+    from training.fit.models import set_threads
+    from training.fit.prepare import prepare
 
     set_threads(cfg.train.threads)
     prep = prepare(cfg, log=lambda s: None)

@@ -15,9 +15,9 @@ from model_runtime import RuntimeError_
 
 # Subcommands that belong to the offline training package, imported only when used.
 _TRAINING_COMMANDS = {
-    "train": "training.train_cli",
-    "eval": "training.evaluate",
-    "data": "training.data_cli",
+    "train": "training.fit.cli",
+    "eval": "training.eval.evaluate",
+    "data": "training.corpus.cli",
 }
 
 
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             and argv[0] == "export"
             and any(a in ("--gguf", "--merge") or a.startswith(("--gguf=", "--merge=")) for a in argv)
         ):
-            return _dispatch("training.export_cli", argv[1:])
+            return _dispatch("training.export.cli", argv[1:])
         args = build_parser().parse_args(argv)
         handlers = {
             "run": cmd_run,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.eval.conftest import SMALL, write_jsonl
-from training.data_cli import main
+from training.corpus.cli import main
 
 LONG = "the museum is closed on mondays but open late every thursday until ten"
 

@@ -15,7 +15,7 @@ import pytest
 from model_runtime import create_runtime
 from model_runtime.options import LlamaCppOptions
 from tests.eval.conftest import SMALL
-from training.evaluate import main, replay
+from training.eval.evaluate import main, replay
 
 pytestmark = [
     pytest.mark.slow,

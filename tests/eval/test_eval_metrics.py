@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.eval_metrics import TurnResult, best_f1_threshold, candidate_thresholds, confusion, metrics
+from training.eval.metrics import TurnResult, best_f1_threshold, candidate_thresholds, confusion, metrics
 
 
 def _r(p: float, gold: bool, complied: bool | None = None) -> TurnResult:

@@ -10,8 +10,8 @@ import pytest
 from model_runtime.rules import RuleBasedRuntime
 from tests.eval.conftest import SMALL, write_jsonl
 from tests.fakes import ScriptedRuntime
-from training.eval_baselines import AlwaysSilentRuntime, MentionOnlyRuntime, is_addressed, is_forced
-from training.evaluate import human_windows, load_conversations, main, replay, to_turns
+from training.eval.baselines import AlwaysSilentRuntime, MentionOnlyRuntime, is_addressed, is_forced
+from training.eval.evaluate import human_windows, load_conversations, main, replay, to_turns
 
 KEYS = {
     "precision",

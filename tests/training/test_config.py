@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from training.config import ConfigError, load_config
+from training.fit.config import ConfigError, load_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "training" / "configs"
 SHIPPED = sorted(CONFIG_DIR.glob("*.yaml"))

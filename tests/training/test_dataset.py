@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from model_runtime.seed_format import SeedFormatError
-from training.dataset import conversation_messages, load_sequences, split_to_fit
-from training.labels import IGNORE, encode_conversation
+from training.fit.dataset import conversation_messages, load_sequences, split_to_fit
+from training.fit.labels import IGNORE, encode_conversation
 
 GOOD = [{"role": "user", "name": "Ann", "content": "hi"}, {"role": "assistant", "content": "hello"}]
 BAD_LINES = {

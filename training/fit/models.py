@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from training.config import BUNDLED_PREFIX, TINY_PREFIX, LoraSection, ModelSection
+from training.fit.config import BUNDLED_PREFIX, TINY_PREFIX, LoraSection, ModelSection
 
 BUNDLED_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 ADDED_PAD_TOKEN = "<|chime_pad|>"

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from training.config import TinyModel
+from training.fit.config import TinyModel
 
 # ChatML without a default system prompt; the markers are special tokens.
 CHATML_TEMPLATE = (

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, RESPONSE, SILENCE
 from model_runtime.seed_format import Conversation, dumps_conversation, read_seed_file, validate_conversation
-from training.data_check import near_key
+from training.corpus.check import near_key
 
 NAMES = (
     "Amara", "Ben", "Chiara", "Dmitri", "Esi", "Farid", "Greta", "Hiro", "Ines", "Jonas", "Kavya", "Luis",

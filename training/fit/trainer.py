@@ -20,11 +20,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from training.batching import collate, make_rows, micro_batches
-from training.checkpoint import load_latest, restore, save_checkpoint
-from training.config import ConfigError, TrainConfig
-from training.labels import IGNORE, Encoded
-from training.prepare import Prepared
+from training.fit.batching import collate, make_rows, micro_batches
+from training.fit.checkpoint import load_latest, restore, save_checkpoint
+from training.fit.config import ConfigError, TrainConfig
+from training.fit.labels import IGNORE, Encoded
+from training.fit.prepare import Prepared
 
 Batch = dict[str, torch.Tensor]
 

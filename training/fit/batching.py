@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from training.labels import IGNORE, Encoded
+from training.fit.labels import IGNORE, Encoded
 
 
 @dataclass

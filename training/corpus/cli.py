@@ -11,8 +11,8 @@ from functools import partial
 from pathlib import Path
 
 from model_runtime.protocol import DEFAULT_ASSISTANT_NAME
-from training.data_check import check_file, format_check
-from training.generate import ask, generate, response_format
+from training.corpus.check import check_file, format_check
+from training.corpus.generate import ask, generate, response_format
 
 
 def build_parser() -> argparse.ArgumentParser:

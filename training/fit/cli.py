@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from model_runtime.seed_format import SeedFormatError
-from training.checkpoint import list_checkpoints
-from training.config import ConfigError, TrainConfig, load_config
+from training.fit.checkpoint import list_checkpoints
+from training.fit.config import ConfigError, TrainConfig, load_config
 
 SUMMARY_FILE = "chime_train.json"
 
@@ -60,9 +60,9 @@ def save_final(prep: Any, cfg: TrainConfig, config_path: Path, result: dict[str,
 
 def run(cfg: TrainConfig, config_path: Path, resume: bool) -> dict[str, Any]:
     """Prepare, train (or resume) and save; return the summary numbers."""
-    from training.models import set_threads
-    from training.prepare import prepare
-    from training.trainer import Trainer
+    from training.fit.models import set_threads
+    from training.fit.prepare import prepare
+    from training.fit.trainer import Trainer
 
     if not resume and list_checkpoints(cfg.train.output_dir):
         raise ConfigError(
@@ -93,9 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = apply_overrides(load_config(args.config), args)
-        from training.labels import TemplateError
-        from training.models import ModelLoadError
-        from training.trainer import Interrupted
+        from training.fit.labels import TemplateError
+        from training.fit.models import ModelLoadError
+        from training.fit.trainer import Interrupted
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from training.dataset import file_sha256
-from training.export_gguf import ExportError, write_gguf_lora
-from training.models import BaseRef, ModelLoadError, resolve_base
-from training.train_cli import SUMMARY_FILE
+from training.export.gguf import ExportError, write_gguf_lora
+from training.fit.cli import SUMMARY_FILE
+from training.fit.dataset import file_sha256
+from training.fit.models import BaseRef, ModelLoadError, resolve_base
 
 META_FILE = "meta.json"
 
@@ -109,8 +109,8 @@ def merge(ref: BaseRef, adapter_dir: Path, out_dir: Path) -> dict[str, Any]:
 def verify(ref: BaseRef, adapter_dir: Path, gguf_out: Path, summary: dict[str, Any], n: int) -> dict[str, Any]:
     """p_speak under llama.cpp + the GGUF LoRA against transformers + peft on ``n`` dev decisions."""
     from model_runtime.seed_format import read_seed_file
-    from training.dataset import conversation_messages
-    from training.pspeak import compare, decision_points, llama_cpp_evaluator, transformers_evaluator
+    from training.export.pspeak import compare, decision_points, llama_cpp_evaluator, transformers_evaluator
+    from training.fit.dataset import conversation_messages
 
     if ref.gguf_path is None:
         raise ExportError("--verify needs a GGUF base model (llama.cpp loads the adapter over it)")

@@ -22,15 +22,15 @@ from model_runtime.interface import Runtime, RuntimeError_
 from model_runtime.options import LlamaCppOptions, RuntimeOptions
 from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, Turn, cap_text, sanitize_name
 from model_runtime.seed_format import Conversation, SeedFormatError, read_seed_file
-from training import eval_report
-from training.eval_baselines import (
+from training.eval import report as eval_report
+from training.eval.baselines import (
     BASELINE_NAMES,
     AlwaysSilentRuntime,
     MentionOnlyRuntime,
     is_forced,
     prompted_options,
 )
-from training.eval_metrics import TurnResult, best_f1_threshold, metrics
+from training.eval.metrics import TurnResult, best_f1_threshold, metrics
 
 # Passed to decide() for the p_speak query: above any probability, so the runtime never
 # spends time generating a reply; the evaluation applies the real threshold itself.

@@ -10,7 +10,7 @@ from typing import Any
 
 from model_runtime.protocol import Turn, cap_text, sanitize_name, to_chat_messages
 from model_runtime.seed_format import Conversation, SeedFormatError, read_seed_file
-from training.labels import Encoded, encode_conversation
+from training.fit.labels import Encoded, encode_conversation
 
 Messages = list[dict[str, str]]
 

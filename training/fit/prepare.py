@@ -11,10 +11,10 @@ from typing import Any
 import torch
 
 from model_runtime.seed_format import read_seed_file
-from training.config import TINY_PREFIX, TrainConfig
-from training.dataset import DataStats, file_sha256, load_sequences
-from training.labels import Encoded
-from training.models import (
+from training.fit.config import TINY_PREFIX, TrainConfig
+from training.fit.dataset import DataStats, file_sha256, load_sequences
+from training.fit.labels import Encoded
+from training.fit.models import (
     BaseRef,
     add_lora,
     fix_pad_token,
@@ -24,7 +24,7 @@ from training.models import (
     pick_dtype,
     resolve_base,
 )
-from training.tiny import build_tiny, save_tiny, seed_texts
+from training.fit.tiny import build_tiny, save_tiny, seed_texts
 
 TINY_BASE_DIR = "base"
 

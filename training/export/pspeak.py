@@ -14,8 +14,8 @@ import numpy as np
 
 from model_runtime.protocol import p_speak_from_logprobs
 from model_runtime.template import DecisionTokens, decision_tokens
-from training.dataset import Messages
-from training.labels import render
+from training.fit.dataset import Messages
+from training.fit.labels import render
 
 # logits for every position of a token sequence, shape (len(tokens), vocab)
 Evaluate = Callable[[list[int]], np.ndarray]

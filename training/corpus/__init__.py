@@ -1,0 +1,1 @@
+"""Corpus tools: check and grow seed-format conversation files (``chime data``)."""

@@ -1,0 +1,1 @@
+"""Evaluation: replay conversations and real traffic, and measure when the runtime speaks (``chime eval``)."""

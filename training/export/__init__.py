@@ -1,0 +1,1 @@
+"""Export: a trained adapter as a GGUF LoRA for llama.cpp, or merged into its base (``chime export``)."""

@@ -1,0 +1,1 @@
+"""Fitting: seed-format data -> tokenised, labelled sequences -> a LoRA adapter (``chime train``)."""
