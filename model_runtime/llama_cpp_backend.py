@@ -23,7 +23,8 @@ from model_runtime.channel_states import ChannelStates, SavedState
 from model_runtime.gguf_meta import read_metadata
 from model_runtime.interface import Decision, Runtime, RuntimeError_, Timings
 from model_runtime.llama_cpp_context import LlamaSequence, log_softmax
-from model_runtime.llama_load import load_llama
+from model_runtime.llama_load import install as install_llama_log
+from model_runtime.llama_load import load_llama, safe_model_defaults
 from model_runtime.options import LlamaCppOptions
 from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, Turn, clean_reply, p_speak_from_logprobs
 from model_runtime.template import (
@@ -51,11 +52,8 @@ class VocabCounter:
 
     def __init__(self, model_path: Path) -> None:
         read_metadata(model_path)  # a missing or broken file fails here, named
-        # What Llama(verbose=False) does: llama.cpp's loading chatter is not printed.
-        chatter = logging.getLogger("llama-cpp-python")
-        if chatter.level == logging.NOTSET:
-            chatter.setLevel(logging.ERROR)
-        params = llama_cpp.llama_model_default_params()
+        install_llama_log()  # llama.cpp's log into chime's log
+        params = safe_model_defaults()  # no extra buffer types, as every load
         params.vocab_only = True
         self._model = llama_cpp.llama_model_load_from_file(str(model_path).encode("utf-8"), params)
         if not self._model:
