@@ -38,8 +38,12 @@ def prepare_store(config: Config) -> str:
 
 
 def build_runtime(config: Config) -> Runtime:
-    """The configured runtime, with a start-up error that says what to install when its library is missing."""
+    """The configured runtime, in a worker process if ``runtime.isolate``; says what to install if it is missing."""
     try:
+        if getattr(config.runtime, "isolate", False):
+            from model_runtime.worker import create_isolated_runtime
+
+            return create_isolated_runtime(config.runtime, assistant_name=config.assistant.name)
         return create_runtime(config.runtime, assistant_name=config.assistant.name)
     except ImportError as e:
         extra = {"llama_cpp": "cpu", "transformers": "gpu", "openai": "server"}.get(config.runtime.kind, "")

@@ -28,7 +28,11 @@ __all__ = [
 
 
 def create_runtime(options: RuntimeOptions, assistant_name: str = DEFAULT_ASSISTANT_NAME) -> Runtime:
-    """Build the backend named by ``options.kind``, importing its heavy library only now."""
+    """Build the backend named by ``options.kind`` in this process, importing its heavy library only now.
+
+    ``isolate`` is not read here: ``model_runtime.worker.create_isolated_runtime`` runs
+    this same function in a worker process.
+    """
     if isinstance(options, RulesOptions):
         from model_runtime.rules import RuleBasedRuntime
 

@@ -23,7 +23,8 @@ from model_runtime.channel_states import ChannelStates, SavedState
 from model_runtime.gguf_meta import read_metadata
 from model_runtime.interface import Decision, Runtime, RuntimeError_, Timings
 from model_runtime.llama_cpp_context import LlamaSequence, log_softmax
-from model_runtime.llama_load import load_llama
+from model_runtime.llama_load import install as install_llama_log
+from model_runtime.llama_load import load_llama, safe_model_defaults
 from model_runtime.options import LlamaCppOptions
 from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, Turn, clean_reply, p_speak_from_logprobs
 from model_runtime.template import (
@@ -41,6 +42,42 @@ log = logging.getLogger(__name__)
 _DECISION_RESERVE = 16
 
 
+def resolve_model_path(options: LlamaCppOptions) -> Path:
+    """The GGUF file the options name, or the bundled model's."""
+    return Path(options.model_path).expanduser() if options.model_path else bundled_model_path()
+
+
+class VocabCounter:
+    """``count_tokens`` with only the model's vocabulary loaded: for a process that does not run the model."""
+
+    def __init__(self, model_path: Path) -> None:
+        read_metadata(model_path)  # a missing or broken file fails here, named
+        install_llama_log()  # llama.cpp's log into chime's log
+        params = safe_model_defaults()  # no extra buffer types, as every load
+        params.vocab_only = True
+        self._model = llama_cpp.llama_model_load_from_file(str(model_path).encode("utf-8"), params)
+        if not self._model:
+            raise RuntimeError_(f"llama.cpp could not load the vocabulary of {model_path}")
+        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
+
+    def __call__(self, text: str) -> int:
+        """Tokens ``text`` takes, exactly as LlamaCppRuntime.count_tokens counts them."""
+        data = text.encode("utf-8")
+        room = len(data) + 8
+        while True:
+            buf = (llama_cpp.llama_token * room)()
+            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, room, False, False)
+            if n >= 0:
+                return n
+            room = -n  # too small: llama.cpp says how many are needed
+
+    def close(self) -> None:
+        """Free the vocabulary."""
+        if self._model:
+            llama_cpp.llama_model_free(self._model)
+            self._model = None
+
+
 class LlamaCppRuntime(Runtime):
     """Decides and replies with llama.cpp, caching each channel's evaluated tokens."""
 
@@ -49,7 +86,7 @@ class LlamaCppRuntime(Runtime):
     def __init__(self, options: LlamaCppOptions, assistant_name: str = DEFAULT_ASSISTANT_NAME) -> None:
         super().__init__(assistant_name)
         self.options = options
-        self.model_path = Path(options.model_path).expanduser() if options.model_path else bundled_model_path()
+        self.model_path = resolve_model_path(options)
         base_meta = read_metadata(self.model_path)  # a missing or broken file fails here, named
         self.adapter = resolve_adapter(options.adapter_path)
         check_gguf_adapter(self.adapter, self.model_path, base_meta)

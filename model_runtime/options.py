@@ -41,6 +41,9 @@ class LlamaCppOptions(_Options):
     # "adapter": the protocol as trained (no system prompt); "prompted": the seed
     # article's baseline, a system prompt plus a reminder after each human turn.
     prompt_style: Literal["adapter", "prompted"] = "adapter"
+    # Run the model in a worker process, so that a native crash (a segfault or an abort in
+    # llama.cpp, an out-of-memory kill) restarts the worker instead of ending the bot.
+    isolate: bool = True
 
 
 class TransformersOptions(_Options):
