@@ -43,22 +43,31 @@ class _Stopped(Exception):
     """close() was called while waiting."""
 
 
+def check_settings(cfg: MatrixConfig) -> tuple[str | None, str | None]:
+    """The access token and password from the environment; a ConfigError for what stops the adapter before it connects."""
+    access_token, password = _env(cfg.access_token_env), _env(cfg.password_env)
+    if not access_token and not password:
+        raise ConfigError(
+            f"adapters.matrix: no credentials; set ${cfg.access_token_env or 'MATRIX_ACCESS_TOKEN'} "
+            f"(access_token_env) or the variable named by password_env"
+        )
+    if password and not access_token and not cfg.user_id:
+        raise ConfigError("adapters.matrix.user_id: needed to log in with a password")
+    if cfg.e2ee and not ENCRYPTION_ENABLED:
+        raise ConfigError("adapters.matrix.e2ee: needs matrix-nio[e2e] installed (pip install 'chime-bot[matrix-e2e]')")
+    if cfg.e2ee and cfg.store_dir is None:
+        raise ConfigError("adapters.matrix.store_dir: E2EE needs a directory that persists its keys")
+    return access_token, password
+
+
 class MatrixAdapter:
     """A chime participant on a Matrix homeserver (matrix-nio)."""
 
     def __init__(self, service: ConversationService, cfg: MatrixConfig) -> None:
         self.service = service
         self.cfg = cfg
-        self._access_token = _env(cfg.access_token_env)
-        self._password = _env(cfg.password_env)
-        if not self._access_token and not self._password:
-            raise ConfigError(
-                f"adapters.matrix: no credentials; set ${cfg.access_token_env or 'MATRIX_ACCESS_TOKEN'} "
-                f"(access_token_env) or the variable named by password_env"
-            )
-        if self._password and not self._access_token and not cfg.user_id:
-            raise ConfigError("adapters.matrix.user_id: needed to log in with a password")
-        store_args = self._store_args()  # first: it says what is missing for E2EE
+        self._access_token, self._password = check_settings(cfg)
+        store_args = self._store_args()
         self.client = AsyncClient(cfg.homeserver, cfg.user_id, config=self._client_config(), **store_args)
         self.handler = SyncHandler(service, self.client, cfg, self._send_notice)
         self._stop = asyncio.Event()
@@ -79,12 +88,8 @@ class MatrixAdapter:
         )
 
     def _store_args(self) -> dict[str, Any]:
-        if not self.cfg.e2ee:
+        if not self.cfg.e2ee or self.cfg.store_dir is None:
             return {}
-        if not ENCRYPTION_ENABLED:
-            raise ConfigError("adapters.matrix.e2ee: needs matrix-nio[e2e] installed (pip install 'matrix-nio[e2e]')")
-        if self.cfg.store_dir is None:
-            raise ConfigError("adapters.matrix.store_dir: E2EE needs a directory that persists its keys")
         store_dir = self.cfg.store_dir.expanduser()
         store_dir.mkdir(parents=True, exist_ok=True)
         return {"store_path": str(store_dir)}
