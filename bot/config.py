@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from model_runtime.options import LlamaCppOptions, RuntimeOptions
 from model_runtime.protocol import DEFAULT_ASSISTANT_NAME
+
+# The runtime a ``runtime:`` section without ``kind`` configures (and the embedded default).
+DEFAULT_RUNTIME_KIND = "llama_cpp"
 
 
 class ConfigError(ValueError):
@@ -24,6 +27,19 @@ class ConfigError(ValueError):
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: object) -> object:
+        # A section whose keys are all commented out reads as null in YAML: its defaults apply.
+        if not isinstance(data, dict):
+            return data
+        sections = {
+            name
+            for name, f in cls.model_fields.items()
+            if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)
+        }
+        return {k: v for k, v in data.items() if not (v is None and k in sections)}
 
 
 class AssistantConfig(_Section):
@@ -129,7 +145,8 @@ class MatrixConfig(_Section):
     sync_timeout_ms: int = Field(30000, ge=0, le=300000)
     # Events per room per sync; a longer gap (e.g. while the bot was down) is fetched page by page.
     timeline_limit: int = Field(50, ge=1, le=500)
-    # Reconnect backoff after network errors: starts at 1 s and doubles up to this.
+    # Reconnect backoff after network errors at login: starts at 1 s and doubles up to this.
+    # A failing sync is retried at most adapters.matrix.adapter.SYNC_RETRY_MAX_S apart.
     reconnect_max_delay_s: float = Field(60.0, ge=1.0, le=3600.0)
     # How many M_LIMIT_EXCEEDED answers to wait out (as long as the server says) before giving up a request.
     max_rate_limit_retries: int = Field(10, ge=0, le=1000)
@@ -154,6 +171,17 @@ class Config(_Section):
     runtime: RuntimeOptions = Field(default_factory=LlamaCppOptions)
     conversation: ConversationConfig = Field(default_factory=ConversationConfig)
     adapters: AdaptersConfig = Field(default_factory=AdaptersConfig)
+
+    @field_validator("runtime", mode="before")
+    @classmethod
+    def _default_kind(cls, v: object) -> object:
+        # Every runtime key is optional, ``kind`` included: without it the section
+        # configures the default backend, and its other keys are checked against it.
+        if v is None:
+            return {"kind": DEFAULT_RUNTIME_KIND}
+        if isinstance(v, dict) and "kind" not in v:
+            return {"kind": DEFAULT_RUNTIME_KIND, **v}
+        return v
 
     def resolved_data_dir(self) -> Path:
         """The data directory, defaulting to the XDG data home."""
@@ -225,8 +253,8 @@ def secret_from_env(var: str | None, what: str) -> str:
     return value
 
 
-def configure_logging(level: str, log_file: Path | None = None) -> None:
-    """Send chime's logs to stderr at ``level``, or to ``log_file`` with only warnings on stderr."""
+def configure_logging(level: str, log_file: Path | None = None, *, quiet_stderr: bool = False) -> None:
+    """Send chime's logs at ``level`` to stderr and to ``log_file``; with ``quiet_stderr`` only warnings reach stderr."""
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     root = logging.getLogger()
     root.setLevel(getattr(logging, level))
@@ -234,12 +262,14 @@ def configure_logging(level: str, log_file: Path | None = None) -> None:
     stderr.setFormatter(fmt)
     root.handlers[:] = [stderr]
     if log_file is not None:
-        # The console chat keeps the terminal for the conversation; the log goes to a file.
         log_file.parent.mkdir(parents=True, exist_ok=True)
         to_file = logging.FileHandler(log_file, encoding="utf-8")
         to_file.setFormatter(fmt)
         root.addHandler(to_file)
+    if quiet_stderr:
+        # The console chat keeps the terminal for the conversation.
         stderr.setLevel(logging.WARNING)
-    # Client libraries log request URLs at INFO/DEBUG, which can carry tokens.
-    for noisy in ("httpx", "httpcore", "urllib3", "discord.http", "nio.client"):
+    # Client libraries log request URLs at INFO/DEBUG, which can carry tokens, and nio logs
+    # a line per event it handles: chime's own INFO lines are one per decision.
+    for noisy in ("httpx", "httpcore", "urllib3", "discord.http", "nio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level)))

@@ -108,6 +108,10 @@ class ConversationService:
         if self._closed:
             log.info("shutting down: message %s in %s not handled", msg.message_id, msg.channel.key)
             return
+        if not msg.text.strip():
+            # Nothing was said (attachments arrive as placeholder text): nothing to store or decide.
+            log.debug("empty message %s in %s not stored", msg.message_id, msg.channel.key)
+            return
         try:
             settings = await self.channel_settings(msg.channel)
             pk = await self.db(self.store.add_message, msg, channel_pk=settings.pk)
@@ -133,8 +137,6 @@ class ConversationService:
             return "channel muted"
         if msg.is_bot and self.config.conversation.ignore_bots:
             return "author is a bot"
-        if not msg.text.strip():
-            return "empty message"
         return None
 
     async def is_forced(self, msg: IncomingMessage) -> bool:

@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import importlib.util
 import logging
 import signal
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from bot.config import Config, ConfigError
 from bot.service import ConversationService
-from bot.store import Store
+from bot.store import Store, StoreError, check_url
 from bot.store.migrate import upgrade
 from bot.store.store import with_retries
-from model_runtime import Runtime, create_runtime
+from chime.datadir import check_writable
+from model_runtime import Runtime, RuntimeError_, create_runtime
+from model_runtime.options import RuntimeOptions
+from model_runtime.preflight import RUNTIME_LIBRARIES, check_options, missing_library
 
 log = logging.getLogger("chime")
+T = TypeVar("T")
+
+NO_ADAPTER = "adapters: none is enabled (enable console, discord or matrix)"
+# The platform adapters and the extra that installs each one's library.
+_PLATFORM_EXTRAS = {"discord": "discord", "matrix": "matrix"}
 
 
 class RunnableAdapter(Protocol):
@@ -46,32 +56,75 @@ def build_runtime(config: Config) -> Runtime:
             return create_isolated_runtime(config.runtime, assistant_name=config.assistant.name)
         return create_runtime(config.runtime, assistant_name=config.assistant.name)
     except ImportError as e:
-        extra = {"llama_cpp": "cpu", "transformers": "gpu", "openai": "server"}.get(config.runtime.kind, "")
-        raise ConfigError(
-            f"runtime.kind={config.runtime.kind}: its library is not installed ({e.name or e}); "
-            f"install chime-bot[{extra}] or choose another runtime.kind"
-        ) from None
+        raise ConfigError(missing_library(config.runtime.kind, e.name or str(e))) from None
 
 
 def build_adapters(service: ConversationService, config: Config) -> list[RunnableAdapter]:
     """Instantiate the enabled adapters; platform SDKs are imported only for enabled ones."""
     adapters: list[RunnableAdapter] = []
     cfg = config.adapters
-    if cfg.discord.enabled:
-        from adapters.discord import create_adapter as create_discord
-
-        adapters.append(create_discord(service, cfg.discord))
-    if cfg.matrix.enabled:
-        from adapters.matrix import create_adapter as create_matrix
-
-        adapters.append(create_matrix(service, cfg.matrix))
+    for name in _PLATFORM_EXTRAS:
+        section = getattr(cfg, name)
+        if section.enabled:
+            adapters.append(_with_platform(name, lambda m, s=section: m.create_adapter(service, s)))
     if cfg.console.enabled:
         from adapters.console import ConsoleAdapter
 
         adapters.append(ConsoleAdapter(service, speaker=cfg.console.default_speaker))
     if not adapters:
-        raise ConfigError("adapters: none is enabled (enable console, discord or matrix)")
+        raise ConfigError(NO_ADAPTER)
     return adapters
+
+
+def _with_platform(name: str, fn: Callable[..., T]) -> T:
+    """``fn(adapters.<name>)``; a ConfigError naming the extra to install when the platform's SDK is missing."""
+    try:
+        return fn(importlib.import_module(f"adapters.{name}"))
+    except ImportError as e:
+        raise ConfigError(
+            f"adapters.{name}.enabled: its library is not installed ({e.name or e}); "
+            f"install chime-bot[{_PLATFORM_EXTRAS[name]}] or disable it"
+        ) from None
+
+
+def startup_problems(config: Config) -> list[str]:
+    """What would stop ``run`` before it connects or loads a model; ``config check`` reports the same."""
+    problems: list[str] = []
+    checks: list[Callable[[], object]] = [
+        lambda: check_url(config.store_url()),
+        lambda: check_writable(config.resolved_data_dir()),
+        lambda: _check_runtime(config.runtime),
+    ]
+    cfg = config.adapters
+    if not (cfg.console.enabled or cfg.discord.enabled or cfg.matrix.enabled):
+        problems.append(NO_ADAPTER)
+    for name in _PLATFORM_EXTRAS:
+        section = getattr(cfg, name)
+        if section.enabled:
+            checks.append(lambda n=name, s=section: _with_platform(n, lambda m: m.check_config(s)))
+    for check in checks:
+        try:
+            check()
+        except (ConfigError, StoreError, RuntimeError_) as e:
+            problems.append(str(e))
+    return problems
+
+
+def preflight(config: Config) -> None:
+    """Raise one ConfigError listing every startup problem (see ``startup_problems``)."""
+    problems = startup_problems(config)
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        raise ConfigError("cannot start:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def _check_runtime(options: RuntimeOptions) -> None:
+    libraries, _ = RUNTIME_LIBRARIES.get(options.kind, ((), ""))
+    for library in libraries:
+        if importlib.util.find_spec(library) is None:
+            raise ConfigError(missing_library(options.kind, library))
+    check_options(options)
 
 
 async def run_bot(config: Config, runtime: Runtime | None = None) -> int:
@@ -91,7 +144,9 @@ async def run_bot(config: Config, runtime: Runtime | None = None) -> int:
             pass
     tasks = [asyncio.create_task(_guarded(a), name=type(a).__name__) for a in adapters]
     stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait([stopper, asyncio.gather(*tasks)], return_when=asyncio.FIRST_COMPLETED)
+    # asyncio.wait, not gather: adapters cancelled below must not leave an unretrieved CancelledError.
+    all_ended = asyncio.create_task(asyncio.wait(tasks))
+    await asyncio.wait([stopper, all_ended], return_when=asyncio.FIRST_COMPLETED)
     if stop.is_set():
         log.info("stop requested: finishing")
     # Decisions already running finish while the adapters can still send their replies.
@@ -103,21 +158,28 @@ async def run_bot(config: Config, runtime: Runtime | None = None) -> int:
             log.exception("closing %s failed", type(a).__name__)
     for t in tasks:
         t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    ended = await asyncio.gather(*tasks, return_exceptions=True)
+    await all_ended
     stopper.cancel()
     await service.close()
     runtime.close()
-    return 0
+    # The exit status says whether an adapter failed (for a console run: its input).
+    return 1 if any(result is False for result in ended) else 0
 
 
-async def _guarded(adapter: RunnableAdapter) -> None:
+async def _guarded(adapter: RunnableAdapter) -> bool:
+    """Run one adapter; False when it stopped with an error (logged), so that the others go on."""
     try:
         await adapter.run()
     except asyncio.CancelledError:
         raise
+    except (ConfigError, OSError) as e:
+        log.error("adapter %s stopped: %s", type(adapter).__name__, e)
+        return False
     except Exception:
-        # One platform failing must not take the others down.
         log.exception("adapter %s stopped with an error", type(adapter).__name__)
+        return False
+    return True
 
 
 def _redact(url: str) -> str:

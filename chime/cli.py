@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 from bot.config import Config, ConfigError, configure_logging, load_config, parse_config
-from bot.store import StoreError
-from chime.app import build_runtime, prepare_store, run_bot, with_data_dir
+from bot.store import StoreError, check_url, sqlite_file
+from chime import datadir
+from chime.app import build_runtime, preflight, prepare_store, run_bot, with_data_dir
 from model_runtime import RuntimeError_
 
 # Subcommands that belong to the offline training package, imported only when used.
@@ -35,10 +36,13 @@ def _load(args: argparse.Namespace) -> Config:
 def cmd_run(args: argparse.Namespace) -> int:
     """Start the bot (with no config: the console group chat on the bundled model)."""
     config = _load(args)
-    only_console = not (config.adapters.discord.enabled or config.adapters.matrix.enabled)
-    log_file = config.resolved_data_dir() / "chime.log" if only_console else None
-    configure_logging(config.log_level, log_file)
-    return asyncio.run(run_bot(config))
+    preflight(config)
+    data_dir = config.resolved_data_dir()
+    # The lock guards the SQLite store in the data directory; a store elsewhere is not ours to guard.
+    with datadir.hold(data_dir, lock=config.store.url is None):
+        # The log goes to the data directory for every platform; the console chat keeps the terminal.
+        configure_logging(config.log_level, data_dir / "chime.log", quiet_stderr=config.adapters.console.enabled)
+        return asyncio.run(run_bot(config))
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -47,6 +51,11 @@ def cmd_db(args: argparse.Namespace) -> int:
 
     config = _load(args)
     url = args.url or config.store_url()
+    check_url(url)
+    path = sqlite_file(url)
+    if args.action != "upgrade" and path is not None and not path.exists():
+        # Opening it would create an empty file; say what creates the store instead.
+        raise ConfigError(f"no database yet at {path}: 'chime run' or 'chime db upgrade' creates it")
     if args.action == "upgrade":
         if args.url:
             upgrade(url)
@@ -66,6 +75,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 def cmd_config_check(args: argparse.Namespace) -> int:
     """Validate a config file and say what it configures."""
     config = load_config(args.file)
+    preflight(config)
     enabled = [n for n in ("console", "discord", "matrix") if getattr(config.adapters, n).enabled]
     print(
         f"{args.file}: OK (runtime {config.runtime.kind}; adapters {', '.join(enabled) or 'none'}; "
@@ -187,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"chime: {e}", file=sys.stderr)
         return 2
-    except FileNotFoundError as e:
+    except OSError as e:  # a file or directory: the message names it
         print(f"chime: {e}", file=sys.stderr)
         return 2
     except ValueError as e:  # seed-format errors carry file:line

@@ -18,7 +18,6 @@ from pathlib import Path
 import llama_cpp
 import numpy as np
 
-from model_runtime.bundled import bundled_model_path, check_gguf_adapter, resolve_adapter
 from model_runtime.channel_states import ChannelStates, SavedState
 from model_runtime.gguf_meta import read_metadata
 from model_runtime.interface import Decision, Runtime, RuntimeError_, Timings
@@ -26,10 +25,10 @@ from model_runtime.llama_cpp_context import LlamaSequence, log_softmax
 from model_runtime.llama_load import install as install_llama_log
 from model_runtime.llama_load import load_llama, safe_model_defaults
 from model_runtime.options import LlamaCppOptions
+from model_runtime.preflight import llama_cpp_files, prompt_budget
 from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, Turn, clean_reply, p_speak_from_logprobs
 from model_runtime.template import (
     GENERATION_PREFILL,
-    ChatTemplate,
     DecisionTokens,
     PromptBuilder,
     common_prefix,
@@ -37,14 +36,6 @@ from model_runtime.template import (
 )
 
 log = logging.getLogger(__name__)
-
-# Room left in the context after the prompt for the decision tokens and the prefill.
-_DECISION_RESERVE = 16
-
-
-def resolve_model_path(options: LlamaCppOptions) -> Path:
-    """The GGUF file the options name, or the bundled model's."""
-    return Path(options.model_path).expanduser() if options.model_path else bundled_model_path()
 
 
 class VocabCounter:
@@ -86,18 +77,13 @@ class LlamaCppRuntime(Runtime):
     def __init__(self, options: LlamaCppOptions, assistant_name: str = DEFAULT_ASSISTANT_NAME) -> None:
         super().__init__(assistant_name)
         self.options = options
-        self.model_path = resolve_model_path(options)
-        base_meta = read_metadata(self.model_path)  # a missing or broken file fails here, named
-        self.adapter = resolve_adapter(options.adapter_path)
-        check_gguf_adapter(self.adapter, self.model_path, base_meta)
-        self.template = ChatTemplate.from_gguf_metadata(base_meta, str(self.model_path))
+        # The same checks as `chime config check`: a missing or broken file fails here, named.
+        self.model_path, _, self.adapter, self.template = llama_cpp_files(options)
         self._llm = self._load()
         self._seq = LlamaSequence(self._llm, self._llm.n_batch)
         vocab = self._seq.vocab
         bos = llama_cpp.llama_vocab_bos(vocab) if llama_cpp.llama_vocab_get_add_bos(vocab) else None
-        budget = self._seq.n_ctx - options.max_tokens - _DECISION_RESERVE
-        if budget < 64:
-            raise RuntimeError_(f"n_ctx {self._seq.n_ctx} leaves no room for a prompt after max_tokens")
+        budget = prompt_budget(self._seq.n_ctx, options.max_tokens)
         self._builder = PromptBuilder(
             self.template, self._tokenize, budget, prompted=options.prompt_style == "prompted", bos_id=bos
         )

@@ -10,7 +10,6 @@ to generate the reply. The server's prompt cache makes the follow-up requests ch
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -19,10 +18,10 @@ from typing import Any
 
 import httpx
 
-from model_runtime.bundled import bundled_model_path
 from model_runtime.gguf_meta import read_metadata
 from model_runtime.interface import Decision, Runtime, RuntimeError_, Timings
 from model_runtime.options import OpenAICompatOptions
+from model_runtime.preflight import api_key, template_source
 from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, Turn, clean_reply, p_speak_from_logprobs
 from model_runtime.template import GENERATION_PREFILL, ChatTemplate, Prompt, PromptBuilder
 
@@ -88,9 +87,7 @@ class OpenAICompatRuntime(Runtime):
     def __init__(self, options: OpenAICompatOptions, assistant_name: str = DEFAULT_ASSISTANT_NAME) -> None:
         super().__init__(assistant_name)
         self.options = options
-        source = Path(options.template_from).expanduser() if options.template_from else bundled_model_path()
-        if not source.exists():
-            raise RuntimeError_(f"runtime.template_from not found: {source}")
+        source = template_source(options)
         self._tok = _HfTokenizer(source) if source.is_dir() else _GgufTokenizer(source)
         self.template = self._tok.template
         budget = options.max_context - options.max_tokens - _DECISION_RESERVE
@@ -98,10 +95,8 @@ class OpenAICompatRuntime(Runtime):
             self.template, self._tok.tokenize, budget, prompted=options.prompt_style == "prompted", bos_id=None
         )
         headers = {}
-        if options.api_key_env:
-            key = os.environ.get(options.api_key_env)
-            if not key:
-                raise RuntimeError_(f"runtime.api_key_env names {options.api_key_env}, which is not set")
+        key = api_key(options)
+        if key:
             headers["Authorization"] = f"Bearer {key}"
         self._http = httpx.Client(base_url=options.base_url.rstrip("/"), headers=headers, timeout=options.timeout_s)
         self._lock = threading.Lock()

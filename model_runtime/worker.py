@@ -324,7 +324,8 @@ def create_isolated_runtime(options: RuntimeOptions, assistant_name: str = DEFAU
     """The backend ``options`` name, in a worker process; llama.cpp's tokenizer stays here for counting."""
     counter = None
     if isinstance(options, LlamaCppOptions):
-        from model_runtime.llama_cpp_backend import VocabCounter, resolve_model_path
+        from model_runtime.llama_cpp_backend import VocabCounter
+        from model_runtime.preflight import resolve_model_path
 
         counter = VocabCounter(resolve_model_path(options))
     spec = WorkerSpec("model_runtime:create_runtime", (options, assistant_name))

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import itertools
+import logging
 import re
 import sys
 import threading
@@ -17,6 +19,8 @@ from typing import TextIO
 
 from bot.domain import ChannelRef, CommandContext, IncomingMessage, SentMessage, utcnow
 from bot.service import ConversationService, DecisionEvent
+
+log = logging.getLogger(__name__)
 
 PLATFORM = "console"
 _SPEAKER_RE = re.compile(r"^\s*([^:\n]{1,40}?)\s*:\s+(.*)$")
@@ -36,12 +40,18 @@ class ConsoleAdapter:
     ) -> None:
         self.service = service
         self.stdin = stdin or sys.stdin
+        if isinstance(self.stdin, io.TextIOWrapper):
+            # Bytes that are not UTF-8 (a pasted Latin-1 line) become U+FFFD instead of a
+            # UnicodeDecodeError that would end the chat.
+            self.stdin.reconfigure(errors="replace")
         self.stdout = stdout or sys.stdout
         self.speaker = speaker
         self.channel = ChannelRef(PLATFORM, channel_id, "console")
         self._ids = itertools.count(1)
         self._run_id = utcnow().strftime("%Y%m%dT%H%M%S%f")
         self._interactive = self.stdin.isatty()
+        # Set when reading the input failed (not at its end): run() then raises.
+        self.read_error: OSError | None = None
         service.register(PLATFORM, self)
         service.add_listener(self._on_decision)
 
@@ -86,12 +96,18 @@ class ConsoleAdapter:
                 f"'/{self.service.assistant_name} help' for commands, Ctrl-D to quit."
             )
         lines = self._start_reader()
+        number = 0
         while (line := await lines.get()) is not None:
+            number += 1
+            if "\ufffd" in line:
+                log.warning("console: input line %d is not valid UTF-8; its undecodable bytes read as U+FFFD", number)
             if not await self.handle_line(line.rstrip("\n")):
                 break
             # Let this line's decision go first so that replies keep the typed order.
             await self.service.drain()
         await self.service.drain()
+        if self.read_error is not None:
+            raise OSError(f"console: reading the input failed after line {number}: {self.read_error}")
 
     def _start_reader(self) -> asyncio.Queue[str | None]:
         # A daemon thread, not asyncio.to_thread: a blocked readline must not keep the
@@ -107,8 +123,10 @@ class ConsoleAdapter:
             try:
                 for line in iter(self.stdin.readline, ""):
                     put(line)
-            except (OSError, ValueError):
-                pass
+            except OSError as e:
+                self.read_error = e
+            except ValueError:
+                pass  # the stream was closed under us: the end of input
             put(None)
 
         threading.Thread(target=read, name="console-stdin", daemon=True).start()
@@ -120,6 +138,8 @@ class ConsoleAdapter:
     async def handle_line(self, line: str) -> bool:
         """Handle one typed line; False means quit."""
         stripped = line.strip()
+        if not stripped:
+            return True  # a blank line says nothing: not a message
         if stripped in ("/quit", "/exit"):
             return False
         if stripped == "/as" or stripped.startswith("/as "):
@@ -143,6 +163,8 @@ class ConsoleAdapter:
             return True
         m = _SPEAKER_RE.match(line)
         if m and not m.group(1).lower().startswith("http"):
+            if not m.group(2).strip():
+                return True  # "Name: " with nothing after it
             self.speaker, text = m.group(1).strip(), m.group(2)
         else:
             text = line

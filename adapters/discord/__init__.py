@@ -1,5 +1,5 @@
 """chime on Discord (discord.py 2.x): ``create_adapter(service, cfg)`` is what ``chime run`` calls."""
 
-from adapters.discord.adapter import DiscordAdapter, create_adapter
+from adapters.discord.adapter import DiscordAdapter, check_config, create_adapter
 
-__all__ = ["DiscordAdapter", "create_adapter"]
+__all__ = ["DiscordAdapter", "check_config", "create_adapter"]

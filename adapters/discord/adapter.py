@@ -36,10 +36,14 @@ RETRY_FIRST_S, RETRY_MAX_S = 5.0, 300.0
 _READABLE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 
 
+def check_config(cfg: DiscordConfig) -> str:
+    """The bot token from the environment; a ConfigError naming the key when it is missing (``config check`` too)."""
+    return secret_from_env(cfg.token_env, "adapters.discord.token_env")
+
+
 def create_adapter(service: ConversationService, cfg: DiscordConfig) -> DiscordAdapter:
     """The adapter ``chime run`` starts; the token is read from the environment here so a missing one fails early."""
-    token = secret_from_env(cfg.token_env, "adapters.discord.token_env")
-    return DiscordAdapter(service, cfg, token)
+    return DiscordAdapter(service, cfg, check_config(cfg))
 
 
 def intents() -> discord.Intents:

@@ -17,4 +17,11 @@ def create_adapter(service: ConversationService, cfg: MatrixConfig) -> MatrixAda
     return MatrixAdapter(service, cfg)
 
 
-__all__ = ["create_adapter"]
+def check_config(cfg: MatrixConfig) -> None:
+    """Raise ConfigError for what stops the adapter before it connects: credentials, E2EE's parts."""
+    from adapters.matrix.adapter import check_settings
+
+    check_settings(cfg)
+
+
+__all__ = ["check_config", "create_adapter"]

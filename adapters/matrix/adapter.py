@@ -36,11 +36,31 @@ NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 # Answers that no retry can cure: the credentials are wrong or were revoked.
 _FATAL_CODES = {"M_UNKNOWN_TOKEN", "M_MISSING_TOKEN", "M_FORBIDDEN", "M_USER_DEACTIVATED"}
 _MAX_REPLY_CHARS = 16_000
+# While the homeserver cannot be reached, sync is retried at most this far apart, so the
+# bot answers again within seconds of its return (a failed sync costs one request).
+SYNC_RETRY_MAX_S = 2.0
 _TYPING_REFRESH_S = 20
 
 
 class _Stopped(Exception):
     """close() was called while waiting."""
+
+
+def check_settings(cfg: MatrixConfig) -> tuple[str | None, str | None]:
+    """The access token and password from the environment; a ConfigError for what stops the adapter before it connects."""
+    access_token, password = _env(cfg.access_token_env), _env(cfg.password_env)
+    if not access_token and not password:
+        raise ConfigError(
+            f"adapters.matrix: no credentials; set ${cfg.access_token_env or 'MATRIX_ACCESS_TOKEN'} "
+            f"(access_token_env) or the variable named by password_env"
+        )
+    if password and not access_token and not cfg.user_id:
+        raise ConfigError("adapters.matrix.user_id: needed to log in with a password")
+    if cfg.e2ee and not ENCRYPTION_ENABLED:
+        raise ConfigError("adapters.matrix.e2ee: needs matrix-nio[e2e] installed (pip install 'chime-bot[matrix-e2e]')")
+    if cfg.e2ee and cfg.store_dir is None:
+        raise ConfigError("adapters.matrix.store_dir: E2EE needs a directory that persists its keys")
+    return access_token, password
 
 
 class MatrixAdapter:
@@ -49,16 +69,8 @@ class MatrixAdapter:
     def __init__(self, service: ConversationService, cfg: MatrixConfig) -> None:
         self.service = service
         self.cfg = cfg
-        self._access_token = _env(cfg.access_token_env)
-        self._password = _env(cfg.password_env)
-        if not self._access_token and not self._password:
-            raise ConfigError(
-                f"adapters.matrix: no credentials; set ${cfg.access_token_env or 'MATRIX_ACCESS_TOKEN'} "
-                f"(access_token_env) or the variable named by password_env"
-            )
-        if self._password and not self._access_token and not cfg.user_id:
-            raise ConfigError("adapters.matrix.user_id: needed to log in with a password")
-        store_args = self._store_args()  # first: it says what is missing for E2EE
+        self._access_token, self._password = check_settings(cfg)
+        store_args = self._store_args()
         self.client = AsyncClient(cfg.homeserver, cfg.user_id, config=self._client_config(), **store_args)
         self.handler = SyncHandler(service, self.client, cfg, self._send_notice)
         self._stop = asyncio.Event()
@@ -79,12 +91,8 @@ class MatrixAdapter:
         )
 
     def _store_args(self) -> dict[str, Any]:
-        if not self.cfg.e2ee:
+        if not self.cfg.e2ee or self.cfg.store_dir is None:
             return {}
-        if not ENCRYPTION_ENABLED:
-            raise ConfigError("adapters.matrix.e2ee: needs matrix-nio[e2e] installed (pip install 'matrix-nio[e2e]')")
-        if self.cfg.store_dir is None:
-            raise ConfigError("adapters.matrix.store_dir: E2EE needs a directory that persists its keys")
         store_dir = self.cfg.store_dir.expanduser()
         store_dir.mkdir(parents=True, exist_ok=True)
         return {"store_path": str(store_dir)}
@@ -162,16 +170,21 @@ class MatrixAdapter:
         # Resuming from a stored token, the first sync asks for every room's full state too:
         # members, power levels and encryption are otherwise only known from changes.
         full_state: bool | None = token is not None
+        errors = 0
         while True:
             timeout = self.cfg.sync_timeout_ms if token and not full_state else 0
             sync = functools.partial(self.client.sync, timeout, sync_filter, since=token, full_state=full_state)
-            resp = await self._retrying(sync, "sync")
+            resp = await self._retrying(sync, "sync", max_delay=SYNC_RETRY_MAX_S)
             if isinstance(resp, SyncError):
                 if resp.status_code in _FATAL_CODES:
                     raise ConfigError(f"adapters.matrix: the homeserver refused to sync ({resp.status_code})")
-                log.warning("matrix: sync failed (%s); retrying", resp)
-                await self._sleep(5)
+                # A proxy's 502 while the homeserver restarts: retried as soon as a network error would be.
+                delay = min(2.0**errors, SYNC_RETRY_MAX_S)
+                errors += 1
+                log.warning("matrix: sync failed (%s); retrying in %.0f s", resp, delay)
+                await self._sleep(delay)
                 continue
+            errors = 0
             await self.handler.handle(resp, initial=token is None)
             await self._e2ee_upkeep()
             # Saved only after the batch is handled: a crash replays it (de-duplicated), never skips it.
@@ -179,18 +192,24 @@ class MatrixAdapter:
             full_state = None
             await self._set_state(token_key, token)
 
-    async def _retrying(self, fn: Any, what: str) -> Any:
-        """Await ``fn()`` until it succeeds or close() is called, backing off on network errors."""
-        delay = 1.0
+    async def _retrying(self, fn: Any, what: str, max_delay: float | None = None) -> Any:
+        """Await ``fn()`` until it succeeds or close() is called, backing off on network errors.
+
+        The delay starts at 1 s and doubles up to ``max_delay`` (default: reconnect_max_delay_s).
+        """
+        cap = min(max_delay or self.cfg.reconnect_max_delay_s, self.cfg.reconnect_max_delay_s)
+        delay = min(1.0, cap)
         failures = 0
         while True:
             try:
                 result = await self._until_stopped(fn())
             except NETWORK_ERRORS as e:
                 failures += 1
-                log.warning("matrix: %s failed (%s: %s); retrying in %.0f s", what, type(e).__name__, e, delay)
+                # The first failure is a warning; an outage's later retries would flood the log.
+                level = logging.WARNING if failures == 1 else logging.DEBUG
+                log.log(level, "matrix: %s failed (%s: %s); retrying in %.0f s", what, type(e).__name__, e, delay)
                 await self._sleep(delay)
-                delay = min(delay * 2, self.cfg.reconnect_max_delay_s)
+                delay = min(delay * 2, cap)
                 continue
             if failures:
                 log.info("matrix: %s works again after %d failures", what, failures)

@@ -6,7 +6,9 @@ from bot.store.store import (
     Store,
     StoredMessage,
     StoreError,
+    check_url,
     make_engine,
+    sqlite_file,
     sqlite_url,
     with_retries,
 )
@@ -17,7 +19,9 @@ __all__ = [
     "Store",
     "StoreError",
     "StoredMessage",
+    "check_url",
     "make_engine",
+    "sqlite_file",
     "sqlite_url",
     "with_retries",
 ]

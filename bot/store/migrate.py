@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 
 import migrations
 from bot.store.store import make_engine
@@ -24,12 +26,28 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Apply migrations up to ``revision``."""
-    command.upgrade(alembic_config(url), revision)
+    _migrate(command.upgrade, url, revision)
 
 
 def downgrade(url: str, revision: str) -> None:
     """Revert migrations down to ``revision`` (``base`` removes the schema)."""
-    command.downgrade(alembic_config(url), revision)
+    _migrate(command.downgrade, url, revision)
+
+
+def _migrate(step: Callable[[Config, str], None], url: str, revision: str) -> None:
+    try:
+        step(alembic_config(url), revision)
+    except CommandError as e:  # an unknown revision, or more steps back than there are
+        known = ", ".join(["base", *revisions()])
+        raise ValueError(
+            f"cannot migrate to revision {revision!r}: {e} (revisions: {known}; or -N for N back)"
+        ) from None
+
+
+def revisions() -> list[str]:
+    """Every revision in ``migrations/``, oldest first."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return [r.revision for r in reversed(list(script.walk_revisions()))]
 
 
 def current_revision(url: str) -> str | None:

@@ -39,6 +39,27 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class _WithoutNul:
+    """Drops NUL characters on the way in: PostgreSQL refuses them in text, so every backend stores text without."""
+
+    def process_bind_param(self, value: str | None, dialect: object) -> str | None:
+        return value.replace("\x00", "") if isinstance(value, str) else value
+
+
+class NulFreeString(_WithoutNul, TypeDecorator[str]):
+    """A VARCHAR that never holds NUL."""
+
+    impl = String
+    cache_ok = True
+
+
+class NulFreeText(_WithoutNul, TypeDecorator[str]):
+    """A TEXT that never holds NUL."""
+
+    impl = Text
+    cache_ok = True
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -50,9 +71,9 @@ class Channel(Base):
     __table_args__ = (UniqueConstraint("platform", "channel_id", name="uq_channels_platform_channel"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    platform: Mapped[str] = mapped_column(String(32))
-    channel_id: Mapped[str] = mapped_column(String(255))
-    name: Mapped[str] = mapped_column(String(255), default="")
+    platform: Mapped[str] = mapped_column(NulFreeString(32))
+    channel_id: Mapped[str] = mapped_column(NulFreeString(255))
+    name: Mapped[str] = mapped_column(NulFreeString(255), default="")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     muted: Mapped[bool] = mapped_column(Boolean, default=False)
     talkativeness: Mapped[int] = mapped_column(Integer, default=50)
@@ -74,14 +95,14 @@ class Message(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel_pk: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
-    platform: Mapped[str] = mapped_column(String(32))
-    platform_message_id: Mapped[str] = mapped_column(String(255))
-    author_id: Mapped[str] = mapped_column(String(255))
-    display_name: Mapped[str] = mapped_column(String(255))
-    text: Mapped[str] = mapped_column(Text)
+    platform: Mapped[str] = mapped_column(NulFreeString(32))
+    platform_message_id: Mapped[str] = mapped_column(NulFreeString(255))
+    author_id: Mapped[str] = mapped_column(NulFreeString(255))
+    display_name: Mapped[str] = mapped_column(NulFreeString(255))
+    text: Mapped[str] = mapped_column(NulFreeText)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    reply_to: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    reply_to: Mapped[str | None] = mapped_column(NulFreeString(255), nullable=True)
     mentions: Mapped[list[str]] = mapped_column(JSON, default=list)
     is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
     # True for the assistant's own replies (they become assistant turns in the window).
@@ -103,11 +124,11 @@ class DecisionRecord(Base):
     threshold: Mapped[float] = mapped_column(Float)
     spoke: Mapped[bool] = mapped_column(Boolean)
     forced: Mapped[bool] = mapped_column(Boolean)
-    runtime: Mapped[str] = mapped_column(String(64))
-    model_id: Mapped[str] = mapped_column(String(512))
+    runtime: Mapped[str] = mapped_column(NulFreeString(64))
+    model_id: Mapped[str] = mapped_column(NulFreeString(512))
     latency_ms: Mapped[float] = mapped_column(Float)
     # "sent", "superseded", "send_failed", "error", "silent"
-    outcome: Mapped[str] = mapped_column(String(32), default="silent")
+    outcome: Mapped[str] = mapped_column(NulFreeString(32), default="silent")
 
 
 class PlatformState(Base):
@@ -115,7 +136,7 @@ class PlatformState(Base):
 
     __tablename__ = "platform_state"
 
-    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
-    key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
+    platform: Mapped[str] = mapped_column(NulFreeString(32), primary_key=True)
+    key: Mapped[str] = mapped_column(NulFreeString(255), primary_key=True)
+    value: Mapped[str] = mapped_column(NulFreeText)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import create_engine, delete, event, func, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -74,8 +75,37 @@ def sqlite_url(path: str | Path) -> str:
     return f"sqlite:///{Path(path).expanduser().resolve()}"
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file a SQLite URL names; None for other databases and in-memory SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+# What ``store.url`` may name (the error for anything else says so).
+SUPPORTED_URLS = "sqlite:///PATH or postgresql://USER@HOST/DB"
+
+
+def check_url(url: str) -> None:
+    """Raise a StoreError naming what is wrong with a store URL: an unsupported database or a missing driver."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme == "sqlite":
+        return
+    if scheme in ("postgresql", "postgresql+psycopg"):
+        if importlib.util.find_spec("psycopg") is None:
+            raise StoreError(
+                "store.url: PostgreSQL needs its driver (psycopg 3), which is not installed: "
+                "pip install 'chime-bot[postgres]'"
+            )
+        return
+    what = f"unsupported database {scheme!r}" if scheme else f"not a database URL: {url!r}"
+    raise StoreError(f"store.url: {what}; use {SUPPORTED_URLS}")
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and enforced foreign keys."""
+    check_url(url)
     if url.startswith("postgresql://"):
         # psycopg 3 is the driver we install; plain postgresql:// would ask for psycopg2.
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
@@ -120,8 +150,7 @@ class Store:
         self._retry_delay_s = retry_delay_s
         # A pooled SQLite connection keeps writing to a file that was deleted or replaced,
         # and all of it is lost at exit: the file's identity is checked before each use.
-        database = self.engine.url.database if self.engine.url.get_backend_name() == "sqlite" else None
-        self._sqlite_file = Path(database) if database and database != ":memory:" else None
+        self._sqlite_file = sqlite_file(url)
         self._sqlite_inode = (
             self._sqlite_file.stat().st_ino if self._sqlite_file and self._sqlite_file.exists() else None
         )

@@ -131,12 +131,14 @@ def test_a_broken_model_file_is_a_clear_start_up_error(tmp_path: Path) -> None:
 
 
 def test_db_commands(tmp_path: Path) -> None:
-    r = chime("db", "current", "--data-dir", str(tmp_path))
-    assert "current base" in r.stdout
     r = chime("db", "upgrade", "--data-dir", str(tmp_path))
     assert r.returncode == 0 and "store at revision 0001" in r.stdout
+    r = chime("db", "current", "--data-dir", str(tmp_path))
+    assert r.returncode == 0 and "current 0001, head 0001" in r.stdout
     r = chime("db", "downgrade", "base", "--data-dir", str(tmp_path))
     assert r.returncode == 0 and "store at revision base" in r.stdout
+    r = chime("db", "current", "--data-dir", str(tmp_path))
+    assert r.returncode == 0 and "current base, head 0001" in r.stdout
 
 
 def test_replay_prints_each_human_turn_with_its_decision(tmp_path: Path) -> None:
@@ -156,7 +158,8 @@ def test_replay_prints_each_human_turn_with_its_decision(tmp_path: Path) -> None
     assert r.returncode == 2 and f"{data}:1: bad JSON" in r.stderr
 
 
-def test_sigterm_stops_the_bot_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_signal_stops_the_bot_cleanly(tmp_path: Path, signame: str) -> None:
     import signal
     import time
 
@@ -174,8 +177,10 @@ def test_sigterm_stops_the_bot_cleanly(tmp_path: Path) -> None:
     deadline = time.time() + 60
     while time.time() < deadline and not (log.exists() and "decision channel" in log.read_text(errors="ignore")):
         time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(getattr(signal, signame))  # SIGINT is Ctrl-C
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "assistant: " in out
     assert "stop requested" in log.read_text()
+    # Nothing cancelled on the way out is reported as an error.
+    assert err == "" and "Traceback" not in log.read_text() and "ERROR" not in log.read_text()

@@ -157,16 +157,28 @@ async def test_reply_to_the_bot_forces_and_platform_addressed_flag_forces(make) 
 
 async def test_gates_store_but_do_not_decide(make) -> None:
     h = make(ScriptedRuntime(0.9))
-    await h.say("   ")
     await h.say("beep boop", name="OtherBot", is_bot=True)
     await h.service.drain()
     assert h.runtime.calls == []
-    assert len(h.stored()) == 2
+    assert len(h.stored()) == 1
     h.service.store.update_channel(CH, muted=True)
     await h.say("@assistant are you there?")
     await h.service.drain()
     assert h.runtime.calls == [] and h.sender.sent == []
-    assert len(h.stored()) == 3
+    assert len(h.stored()) == 2
+
+
+async def test_an_empty_message_is_neither_stored_nor_decided(make) -> None:
+    h = make(ScriptedRuntime(0.1))
+    await h.say("")
+    await h.say(" \n\t ")
+    await h.service.drain()
+    assert h.runtime.calls == [] and h.stored() == []
+    # An attachment reaches the core as placeholder text, which is a message.
+    await h.say("[image: cat.png]")
+    await h.service.drain()
+    assert [m.text for m in h.stored()] == ["[image: cat.png]"]
+    assert len(h.runtime.calls) == 1
 
 
 async def test_redelivered_event_is_decided_once(make) -> None:

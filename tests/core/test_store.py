@@ -60,6 +60,27 @@ def test_huge_message_is_stored_whole(store: Store) -> None:
     assert store.recent_messages(ch.pk, 1)[0].text == text
 
 
+def test_nul_characters_are_dropped_on_every_backend(store: Store) -> None:
+    # PostgreSQL refuses NUL in text; SQLite would keep it. Every backend stores it without.
+    ch = store.channel(ChannelRef("test", "c9", "gen\x00eral"))
+    m = IncomingMessage(
+        channel=CH,
+        message_id="nul",
+        author_id="a\x00nn",
+        display_name="Ann\x00",
+        text="before\x00after\x00",
+        reply_to="m\x000",
+        mentions=("x\x00y",),
+    )
+    assert store.add_message(m, channel_pk=ch.pk) is not None
+    [got] = store.all_messages(ch.pk)
+    assert (got.text, got.display_name, got.author_id) == ("beforeafter", "Ann", "ann")
+    assert store.find_channel("test:c9").name == "general"
+    assert store.edit_message("test", "nul", "edited\x00", datetime.now(UTC))
+    assert store.get_message("test", "nul").text == "edited"
+    assert store.forget_author("test", "a\x00nn") == 1
+
+
 def test_channel_settings_persist(store: Store) -> None:
     first = store.channel(CH, talkativeness=30, history_size=12)
     assert (first.talkativeness, first.history_size, first.muted) == (30, 12, False)
