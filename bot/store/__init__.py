@@ -1,5 +1,6 @@
 """The store: SQLAlchemy models, data access and migrations."""
 
+from bot.store.pending import PendingMessage
 from bot.store.store import (
     ChannelSettings,
     DecisionRow,
@@ -14,6 +15,7 @@ from bot.store.store import (
 __all__ = [
     "ChannelSettings",
     "DecisionRow",
+    "PendingMessage",
     "Store",
     "StoreError",
     "StoredMessage",
