@@ -43,8 +43,13 @@ class DiscordSender:
         chunks = split_message(text)
         first: discord.Message | None = None
         for i, chunk in enumerate(chunks):
+            # A nonce from the message answered: Discord returns the message already sent
+            # instead of posting it again, should a crash come between sending and recording.
+            nonce = f"{reply_to.message_id}.{i}"[-25:]
             try:
-                sent = await target.send(chunk, reference=reference if i == 0 else None, allowed_mentions=mentions)
+                sent = await target.send(
+                    chunk, reference=reference if i == 0 else None, allowed_mentions=mentions, nonce=nonce
+                )
             except discord.HTTPException as e:
                 self._log_failure(channel, reply_to, e, i, len(chunks))
                 break

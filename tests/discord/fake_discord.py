@@ -101,6 +101,7 @@ class FakeDiscord:
         self.commands: list[Json] = []
         # The query of every GET /channels/{id}/messages (a read-back of the history).
         self.history_requests: list[dict[str, str]] = []
+        self._nonces: dict[tuple[int, Any], Json] = {}
         self._failures: list[Failure] = []
         # How long a message POST waits after the gateway echo before it is answered.
         self.answer_delay_s = 0.0
@@ -447,9 +448,15 @@ class FakeDiscord:
         return [dict(m) for m in found[:limit]]
 
     async def _bot_message(self, channel_id: int, body: Json) -> Json:
+        nonce = body.get("nonce")
+        if body.get("enforce_nonce") and (channel_id, nonce) in self._nonces:
+            # As Discord does: the message already created with this nonce, not a new one.
+            return self._nonces[channel_id, nonce]
         ref = body.get("message_reference")
         reply_to = int(ref["message_id"]) if ref else None
         msg = self._message(channel_id, self.bot, body.get("content", ""), reply_to=reply_to)
+        if body.get("enforce_nonce"):
+            self._nonces[channel_id, nonce] = msg
         # Discord echoes the bot's own message on the gateway, often before the POST is answered.
         await self.dispatch("MESSAGE_CREATE", self._with_guild(msg, self.bot))
         await asyncio.sleep(self.answer_delay_s)

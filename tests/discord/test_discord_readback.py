@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.store import StoreError
 from tests.discord.conftest import MakeBot, wait_until
 from tests.discord.fake_discord import FakeDiscord
 
@@ -86,3 +87,26 @@ async def test_forget_me_is_not_undone_by_a_restart(fake: FakeDiscord, make_bot:
     texts = [m.text for m in await second.stored(fake.general)]
     assert texts == ["hi all", "@assistant still with us?", "scripted reply"]
     assert all(m.author_id != str(ann.id) for m in await second.stored(fake.general))
+
+
+async def test_an_answer_sent_but_not_recorded_before_a_crash_is_not_posted_twice(
+    fake: FakeDiscord, make_bot: MakeBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await make_bot(p_speak=0.0, db="chime.db")
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise StoreError("the process died between sending the answer and recording it")
+
+    monkeypatch.setattr(first.service.store, "record_decision", crash)
+    ann = fake.add_person("ann")
+    asked = await fake.post(fake.general, ann, f"{at_bot(fake)} what's the date?", mentions=(fake.bot,))
+    await wait_until(lambda: len(fake.sent) == 1, 10, "the first answer")
+    await first.stop()
+
+    second = await make_bot(p_speak=0.0, db="chime.db")
+    await wait_until(lambda: len(fake.sent) == 2, 10, "the answer sent again at the next start")
+    await second.settle()
+    # Sent with the same nonce: Discord hands back the first message instead of posting another.
+    from_bot = [m for m in fake.messages.values() if m["author"]["id"] == str(fake.bot.id)]
+    assert len(from_bot) == 1 and {r.response["id"] for r in fake.sent} == {from_bot[0]["id"]}
+    assert (await second.outcomes(fake.general))[asked["id"]] == "sent"
