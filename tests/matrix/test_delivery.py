@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.store import Store
+from bot.store import Store, StoreError
 from tests.matrix.helpers import Bot, Person, replying_to, wait_until
 from tests.matrix.test_conversation import joined_room
 
@@ -89,6 +89,30 @@ async def test_forget_me_stays_forgotten_across_a_restart_with_a_gap(alice: Pers
     assert not any("Sesame" in t.content or "555-0100" in t.content for c in second.runtime.calls for t in c.window)
     notices = [e for e in bob.from_user(room, first.user_id) if e["content"]["msgtype"] == "m.notice"]
     assert len(notices) == 1, "the command was not run again"
+
+
+async def test_a_message_the_store_refused_is_synced_again_not_skipped(
+    alice: Person, bob: Person, make_bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot = make_bot()
+    await bot.start()
+    room, _ = await joined_room(alice, bob, bot)
+    store = bot.service.store
+    real_add = store.add_message
+    refused: list[str] = []
+
+    def locked_once(msg, **kwargs):  # noqa: ANN001, ANN202
+        if "refused" in msg.text and not refused:
+            refused.append(msg.message_id)
+            raise StoreError("store: add_message failed after 3 attempts: database is locked")
+        return real_add(msg, **kwargs)
+
+    monkeypatch.setattr(store, "add_message", locked_once)
+    asked = await alice.send(room, "@assistant first refused, then stored?")
+    await alice.wait_for(room, replying_to(asked), timeout=30)
+    await bot.service.drain()
+    assert refused == [asked], "the sync position did not move past the refused event"
+    assert replies_of(alice, room, bot) == [asked]
 
 
 async def test_replying_to_a_message_that_mentioned_the_bot_does_not_force(
