@@ -1,7 +1,9 @@
 """The conversation service: every platform's messages flow through here.
 
-normalise -> store -> gates -> forced? -> per-channel scheduler -> window ->
-runtime.decide -> reply -> record (DESIGN.md, "Data flow").
+forced? -> store -> gates -> per-channel scheduler -> window (up to the message) ->
+runtime.decide -> reply -> record the decision and the message's outcome
+(DESIGN.md, "Data flow"). A message stored without an outcome is decided again by
+``resume_pending`` at the next start.
 """
 
 from __future__ import annotations
