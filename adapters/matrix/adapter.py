@@ -28,6 +28,7 @@ from adapters.matrix.handlers import SyncHandler
 from bot.config import ConfigError, MatrixConfig
 from bot.domain import ChannelRef, IncomingMessage, SentMessage, utcnow
 from bot.service import ConversationService
+from bot.store import StoreError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -186,7 +187,10 @@ class MatrixAdapter:
             # Saved only after the batch is stored: a crash replays it (de-duplicated), never skips it.
             token = resp.next_batch
             full_state = None
-            await self._set_state(token_key, token)
+            try:
+                await self._set_state(token_key, token)
+            except StoreError as e:  # a restart then replays from an older position (de-duplicated)
+                log.error("matrix: sync position not saved: %s", e)
             if not resumed:
                 # The rooms are known now, so replies can go out: decide what the last run left undecided.
                 resumed = True
