@@ -81,6 +81,9 @@ class ConversationConfig(_Section):
     max_name_chars: int = Field(32, ge=4, le=128)
     # Messages from other bots are stored and shown to the model, but never decided on.
     ignore_bots: bool = True
+    # A question addressed to the bot is answered only while it is younger than this
+    # (seconds): one asked while the bot was down longer is logged and left unanswered.
+    forced_freshness_s: int = Field(900, ge=0)
 
 
 class ConsoleConfig(_Section):

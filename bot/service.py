@@ -1,7 +1,9 @@
 """The conversation service: every platform's messages flow through here.
 
-normalise -> store -> gates -> forced? -> per-channel scheduler -> window ->
-runtime.decide -> reply -> record (DESIGN.md, "Data flow").
+forced? -> store -> gates -> per-channel scheduler -> window (up to the message) ->
+runtime.decide -> reply -> record the decision and the message's outcome
+(DESIGN.md, "Data flow"). A message stored without an outcome is decided again by
+``resume_pending`` at the next start.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from bot import outcomes
 from bot.config import Config
 from bot.domain import ChannelRef, CommandContext, IncomingMessage, ReplySender, utcnow
 from bot.scheduler import ChannelScheduler, Job
@@ -63,12 +66,17 @@ class ConversationService:
             max_name_chars=conv.max_name_chars,
             count_tokens=runtime.count_tokens,
         )
-        self.scheduler = ChannelScheduler(self._run_job)
+        self.scheduler = ChannelScheduler(self._run_job, self._superseded)
+        # Messages handed to the scheduler whose outcome is not recorded yet.
+        self._in_flight: set[int] = set()
+        # Adapter events the store could not take (a platform that can, asks for them again).
+        self.unstored = 0
         self._senders: dict[str, ReplySender] = {}
         self._listeners: list[Callable[[DecisionEvent], None]] = []
         # One thread for the store keeps writes in arrival order and off the event loop.
         self._db_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="chime-store")
         self._purge_task: asyncio.Task[None] | None = None
+        self._bookkeeping: set[asyncio.Task[None]] = set()
         self._closed = False
         self._store_closed = False
         name = re.escape(self.assistant_name)
@@ -90,7 +98,11 @@ class ConversationService:
         return await loop.run_in_executor(self._db_pool, lambda: fn(*args, **kwargs))
 
     async def start(self) -> None:
-        """Start background work (the retention purge)."""
+        """Start background work (the retention purge).
+
+        Messages left undecided by the last run are decided when each adapter can reply
+        again: it calls ``resume_pending`` once connected.
+        """
         if self.config.store.retention_days and self._purge_task is None:
             self._purge_task = asyncio.create_task(self._purge_loop(), name="retention-purge")
 
@@ -103,41 +115,132 @@ class ConversationService:
 
     # --- events from adapters ---------------------------------------------------
 
-    async def handle_message(self, msg: IncomingMessage) -> None:
-        """Store a message and, unless a gate stops it, schedule a decision on it."""
-        if self._closed:
-            log.info("shutting down: message %s in %s not handled", msg.message_id, msg.channel.key)
-            return
+    async def handle_message(self, msg: IncomingMessage) -> bool:
+        """Store a message and, unless a gate stops it, schedule a decision on it.
+
+        False when it could not be stored (the adapter may offer it again); True when it
+        is stored, was stored before, or was deleted before (never stored again).
+        """
+        if self._store_closed:
+            self.unstored += 1
+            log.warning("shut down: message %s in %s not stored", msg.message_id, msg.channel.key)
+            return False
         if not msg.text.strip():
             # Nothing was said (attachments arrive as placeholder text): nothing to store or decide.
             log.debug("empty message %s in %s not stored", msg.message_id, msg.channel.key)
-            return
+            return True
         try:
             settings = await self.channel_settings(msg.channel)
-            pk = await self.db(self.store.add_message, msg, channel_pk=settings.pk)
+            if self._expired(msg):
+                log.debug("message %s in %s is older than the retention: not stored", msg.message_id, msg.channel.key)
+                return True
+            forced = await self.is_forced(msg)
+            pk = await self.db(self.store.add_message, msg, channel_pk=settings.pk, forced=forced)
         except StoreError as e:
+            self.unstored += 1
             log.error("message %s in %s not stored, no decision: %s", msg.message_id, msg.channel.key, e)
-            return
+            return False
         if pk is None:
-            log.debug("re-delivered message %s in %s ignored", msg.message_id, msg.channel.key)
-            return
-        gate = self._gate(msg, settings)
-        if gate:
-            log.debug("no decision on %s in %s: %s", msg.message_id, msg.channel.key, gate)
-            return
-        forced = await self.is_forced(msg)
-        self.scheduler.submit(msg.channel.key, Job(trigger=msg, trigger_pk=pk, forced=forced))
+            log.debug("message %s in %s stored or forgotten before: ignored", msg.message_id, msg.channel.key)
+            return True
+        await self._schedule(pk, msg, forced, settings)
+        return True
 
-    def _gate(self, msg: IncomingMessage, settings: ChannelSettings) -> str | None:
+    async def store_history(self, msg: IncomingMessage) -> bool:
+        """Store a message from before the bot joined, as context only (no decision is owed on it)."""
+        try:
+            settings = await self.channel_settings(msg.channel)
+            await self.db(self.store.add_message, msg, channel_pk=settings.pk, outcome=outcomes.HISTORY)
+        except StoreError as e:
+            self.unstored += 1
+            log.error("history message %s in %s not stored: %s", msg.message_id, msg.channel.key, e)
+            return False
+        return True
+
+    async def _schedule(self, pk: int, msg: IncomingMessage, forced: bool, settings: ChannelSettings) -> None:
+        """Submit a decision on a stored message, or record the gate that stops it."""
         if self._closed:
-            return "shutting down"
+            log.info("shutting down: message %s in %s left for the next start", msg.message_id, msg.channel.key)
+            return
+        gate = self._gate(msg, settings, forced)
+        if gate is not None:
+            log.debug("no decision on %s in %s: %s", msg.message_id, msg.channel.key, gate)
+            await self._record_outcome(pk, gate)
+            return
+        self._in_flight.add(pk)
+        if not self.scheduler.submit(msg.channel.key, Job(trigger=msg, trigger_pk=pk, forced=forced)):
+            self._in_flight.discard(pk)
+
+    def _gate(self, msg: IncomingMessage, settings: ChannelSettings, forced: bool) -> str | None:
+        """The outcome that stops a decision on ``msg``, or None."""
         if not settings.enabled:
-            return "channel disabled"
+            return outcomes.DISABLED
         if settings.muted:
-            return "channel muted"
+            return outcomes.MUTED
         if msg.is_bot and self.config.conversation.ignore_bots:
-            return "author is a bot"
+            return outcomes.BOT
+        if not msg.text.strip():
+            return outcomes.BLANK
+        age_s = (utcnow() - msg.created_at).total_seconds()
+        if forced and age_s > self.config.conversation.forced_freshness_s:
+            log.warning(
+                "question %s in %s is %.0f s old (conversation.forced_freshness_s=%d): not answered",
+                msg.message_id,
+                msg.channel.key,
+                age_s,
+                self.config.conversation.forced_freshness_s,
+            )
+            return outcomes.STALE
         return None
+
+    def _expired(self, msg: IncomingMessage) -> bool:
+        """Older than the retention: it would be purged at once (a read-back must not bring it back)."""
+        days = self.config.store.retention_days
+        return bool(days) and msg.created_at < utcnow() - timedelta(days=days)
+
+    async def _record_outcome(self, pk: int, outcome: str) -> None:
+        try:
+            await self.db(self.store.set_outcome, pk, outcome)
+        except StoreError as e:
+            log.error("outcome %s of message %d not recorded (decided again at the next start): %s", outcome, pk, e)
+        finally:
+            self._in_flight.discard(pk)
+
+    def _superseded(self, job: Job) -> None:
+        """The scheduler dropped ``job``: a newer message's decision covers it."""
+        task = asyncio.get_running_loop().create_task(self._record_outcome(job.trigger_pk, outcomes.SUPERSEDED))
+        self._bookkeeping.add(task)
+        task.add_done_callback(self._bookkeeping.discard)
+
+    async def resume_pending(self, platform: str | None = None) -> int:
+        """Decide the stored messages that never reached an outcome (call once the platform can reply)."""
+        try:
+            pending = await self.db(self.store.pending_messages, platform)
+        except StoreError as e:
+            log.error("messages left undecided by the last run not read: %s", e)
+            return 0
+        n = 0
+        for p in pending:
+            if p.pk in self._in_flight or self._closed:
+                continue
+            settings = await self.channel_settings(p.message.channel)
+            await self._schedule(p.pk, p.message, p.forced, settings)
+            n += 1
+        if n:
+            log.info("deciding %d messages%s left undecided by the last run", n, f" on {platform}" if platform else "")
+        return n
+
+    async def known_message(self, platform: str, message_id: str) -> bool:
+        """Whether a message was stored or deleted before (a read-back stops at the first known one)."""
+        return await self.db(self.store.is_known, platform, message_id)
+
+    async def last_message_ids(self, platform: str) -> dict[str, str]:
+        """Each channel of ``platform`` with the id of its newest stored message (where a read-back starts)."""
+        try:
+            return await self.db(self.store.last_message_ids, platform)
+        except StoreError as e:
+            log.error("%s: nothing read back, the store is unavailable: %s", platform, e)
+            return {}
 
     async def is_forced(self, msg: IncomingMessage) -> bool:
         """A reply is owed: the platform says so, "@name" is written outside code, or it replies to us."""
@@ -160,14 +263,16 @@ class ConversationService:
         try:
             return await self.db(self.store.edit_message, channel.platform, message_id, text, edited_at or utcnow())
         except StoreError as e:
+            self.unstored += 1
             log.error("edit of %s in %s not applied: %s", message_id, channel.key, e)
             return False
 
     async def handle_delete(self, channel: ChannelRef, message_id: str) -> bool:
-        """Delete a stored message for real; the channel's cached model state goes too."""
+        """Delete a stored message for real (its id is tombstoned); the channel's cached model state goes too."""
         try:
             deleted = await self.db(self.store.delete_message, channel.platform, message_id)
         except StoreError as e:
+            self.unstored += 1
             log.error("deletion of %s in %s not applied: %s", message_id, channel.key, e)
             return False
         if deleted:
@@ -183,15 +288,20 @@ class ConversationService:
     # --- deciding ---------------------------------------------------------------
 
     async def _run_job(self, job: Job, superseded: Callable[[], bool]) -> None:
+        try:
+            await self._decide_on(job, superseded)
+        finally:
+            self._in_flight.discard(job.trigger_pk)
+
+    async def _decide_on(self, job: Job, superseded: Callable[[], bool]) -> None:
+        """Decide on one message, answer it if so decided, and record the decision with its outcome."""
         msg = job.trigger
         ref = msg.channel
         settings = await self.channel_settings(ref)
         if settings.muted or not settings.enabled:
+            await self._record_outcome(job.trigger_pk, outcomes.MUTED if settings.muted else outcomes.DISABLED)
             return
-        messages = await self.db(
-            self.store.recent_messages, settings.pk, settings.history_size, min_pk=self.planner.start_pk(settings.pk)
-        )
-        window = self.planner.build(settings.pk, messages, settings.history_size, job.trigger_pk)
+        window = await self._window(settings, job.trigger_pk)
         if not window or window[-1].role != "user":
             log.info("no decision in %s: message %s is no longer stored", ref.key, msg.message_id)
             return
@@ -202,10 +312,11 @@ class ConversationService:
             decision = await self._decide(ref, window, job.forced, threshold, superseded, sender)
         except Exception:
             log.exception("decision failed in %s on message %s; no reply", ref.key, msg.message_id)
-            self._notify(DecisionEvent(ref, msg, None, "error"))
+            await self._record_outcome(job.trigger_pk, outcomes.ERROR)
+            self._notify(DecisionEvent(ref, msg, None, outcomes.ERROR))
             return
         latency_ms = (time.perf_counter() - started) * 1000
-        outcome, reply = await self._act(job, decision, superseded, sender)
+        outcome, own = await self._act(job, decision, superseded, sender)
         log.info(
             "decision channel=%s p_speak=%.3f threshold=%.3f forced=%s outcome=%s latency_ms=%.0f",
             ref.key,
@@ -219,7 +330,7 @@ class ConversationService:
             message_pk=job.trigger_pk,
             p_speak=decision.p_speak,
             threshold=threshold,
-            spoke=outcome == "sent",
+            spoke=outcome == outcomes.SENT,
             forced=job.forced,
             runtime=self.runtime.name,
             model_id=self.runtime.model_id[:512],
@@ -227,10 +338,21 @@ class ConversationService:
             outcome=outcome,
         )
         try:
-            await self.db(self.store.record_decision, settings.pk, row)
+            # The reply and the outcome in one transaction: a restart sees both or neither.
+            await self.db(self.store.record_decision, settings.pk, row, own)
         except StoreError as e:
             log.error("decision in %s not recorded: %s", ref.key, e)
-        self._notify(DecisionEvent(ref, msg, decision, outcome, reply))
+        self._notify(DecisionEvent(ref, msg, decision, outcome, own.text if own else None))
+
+    async def _window(self, settings: ChannelSettings, trigger_pk: int) -> list:
+        """The turns up to and including the trigger: what was said after it is left out."""
+        start = self.planner.start_pk(settings.pk)
+        # A question older than the window's start (answered late) gets a window of its own.
+        min_pk = start if trigger_pk >= start else 0
+        messages = await self.db(
+            self.store.recent_messages, settings.pk, settings.history_size, min_pk=min_pk, max_pk=trigger_pk
+        )
+        return self.planner.build(settings.pk, messages, settings.history_size, trigger_pk)
 
     async def _decide(
         self,
@@ -259,22 +381,22 @@ class ConversationService:
 
     async def _act(
         self, job: Job, decision: Decision, superseded: Callable[[], bool], sender: ReplySender | None
-    ) -> tuple[str, str | None]:
-        """Send the reply if the decision says so; returns (outcome, text sent)."""
+    ) -> tuple[str, IncomingMessage | None]:
+        """Send the reply if the decision says so; returns (outcome, the reply as it is to be stored)."""
         if not decision.speak:
-            return "silent", None
+            return outcomes.SILENT, None
         if not job.forced and superseded():
             # Newer messages arrived while deciding: the next decision sees them all.
-            return "superseded", None
+            return outcomes.SUPERSEDED, None
         text = (decision.text or "").strip()
         if not text and job.forced:
             # Someone addressed the bot: silence would look like a crash, so say so instead.
             text = FORCED_FALLBACK
         if not text:
-            return "empty", None
+            return outcomes.EMPTY, None
         if sender is None:
             log.error("no adapter registered for %s: reply dropped", job.trigger.channel.platform)
-            return "send_failed", None
+            return outcomes.SEND_FAILED, None
         target = job.reply_target
         try:
             sent = await sender.send_reply(target.channel, text, target)
@@ -282,7 +404,7 @@ class ConversationService:
             log.exception("sending the reply in %s failed", job.trigger.channel.key)
             sent = None
         if sent is None:
-            return "send_failed", None
+            return outcomes.SEND_FAILED, None
         own = IncomingMessage(
             channel=job.trigger.channel,
             message_id=sent.message_id,
@@ -293,12 +415,7 @@ class ConversationService:
             reply_to=target.message_id,
             is_bot=True,
         )
-        settings = await self.channel_settings(job.trigger.channel)
-        try:
-            await self.db(self.store.add_message, own, channel_pk=settings.pk, from_assistant=True)
-        except StoreError as e:
-            log.error("sent reply in %s not stored: %s", job.trigger.channel.key, e)
-        return "sent", text
+        return outcomes.SENT, own
 
     def _notify(self, event: DecisionEvent) -> None:
         for fn in self._listeners:
@@ -332,9 +449,15 @@ class ConversationService:
         await self.scheduler.drain()
 
     async def finish(self, timeout_s: float = 30.0) -> None:
-        """Take no new messages; running decisions finish (their replies still go out), waiting ones are dropped."""
+        """Decide nothing new; running decisions finish (their replies still go out).
+
+        Messages that arrive from now on are still stored, and those waiting for a decision
+        stay without an outcome: the next start decides them (``resume_pending``).
+        """
         self._closed = True
         await self.scheduler.close(timeout_s)
+        if self._bookkeeping:
+            await asyncio.gather(*list(self._bookkeeping), return_exceptions=True)
 
     async def close(self, timeout_s: float = 30.0) -> None:
         """Stop deciding, finish or drop pending replies, and close the store."""

@@ -69,6 +69,7 @@ class WindowPlanner:
                 i += 1
             while i < len(turns) - 1 and turns[i].role == "assistant":
                 i += 1
-            self._start[channel_pk] = msgs[i].pk
+            # Only forward: a late answer to an older question must not pull the start back.
+            self._start[channel_pk] = max(self._start.get(channel_pk, 0), msgs[i].pk)
             turns = turns[i:]
         return turns

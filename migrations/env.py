@@ -32,6 +32,12 @@ def run_migrations_online() -> None:
     engine = make_engine(config.get_main_option("sqlalchemy.url"))
     try:
         with engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                # Rebuilding a table (SQLite's batch mode) drops the old one, and with foreign
+                # keys on that would null or delete the rows that refer to it. The connection
+                # is discarded afterwards (the engine is disposed), so nothing else runs so.
+                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                conn.commit()
             _run(conn)
     finally:
         engine.dispose()

@@ -36,7 +36,7 @@ def create_runtime(options: RuntimeOptions, assistant_name: str = DEFAULT_ASSIST
     if isinstance(options, RulesOptions):
         from model_runtime.rules import RuleBasedRuntime
 
-        return RuleBasedRuntime(assistant_name=assistant_name)
+        return RuleBasedRuntime(assistant_name=assistant_name, delay_s=options.delay_s)
     if isinstance(options, LlamaCppOptions):
         from model_runtime.llama_cpp_backend import LlamaCppRuntime
 

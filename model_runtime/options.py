@@ -16,6 +16,8 @@ class RulesOptions(_Options):
     """The model-free rule-based runtime."""
 
     kind: Literal["rules"] = "rules"
+    # Seconds each decision takes, as a model's would (to try restarts and bursts without one).
+    delay_s: float = Field(0.0, ge=0.0, le=60.0)
 
 
 class LlamaCppOptions(_Options):

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 
 from model_runtime.interface import Decision, Runtime, Timings
-from model_runtime.protocol import Turn
+from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, Turn
 
 _QUESTION_WORDS = re.compile(r"^(who|what|when|where|which|how many|how much|how long|what year)\b", re.I)
 
@@ -17,9 +17,15 @@ class RuleBasedRuntime(Runtime):
 
     name = "rules"
 
+    def __init__(self, assistant_name: str = DEFAULT_ASSISTANT_NAME, delay_s: float = 0.0) -> None:
+        super().__init__(assistant_name)
+        self.delay_s = delay_s
+
     def decide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float = 0.5) -> Decision:
         """Estimate p_speak from surface cues of the last human turn."""
         start = time.perf_counter()
+        if self.delay_s:
+            time.sleep(self.delay_s)  # stands in for a model's time
         last = window[-1]
         text = last.content.strip()
         addressed = re.search(rf"(^|\W)@?{re.escape(self.assistant_name)}\b", text, re.I) is not None

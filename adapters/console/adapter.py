@@ -95,6 +95,9 @@ class ConsoleAdapter:
                 f"'/as Name' to switch speaker, '@{self.service.assistant_name}' to ask, "
                 f"'/{self.service.assistant_name} help' for commands, Ctrl-D to quit."
             )
+        # Questions left unanswered by a crash or a stop are answered first.
+        await self.service.resume_pending(PLATFORM)
+        await self.service.drain()
         lines = self._start_reader()
         number = 0
         while (line := await lines.get()) is not None:

@@ -21,7 +21,7 @@ from adapters.discord.access import Access
 from adapters.discord.commands import GROUP_NAME, build_group
 from adapters.discord.convert import mentions_outside_code, render_text
 from adapters.discord.names import NameRegistry
-from adapters.discord.sender import DiscordSender
+from adapters.discord.sender import DiscordSender, messages_after
 from bot.config import DiscordConfig, secret_from_env
 from bot.domain import ChannelRef, CommandContext, IncomingMessage
 from bot.service import ConversationService
@@ -34,6 +34,9 @@ NO_PINGS = discord.AllowedMentions.none()
 # How long to wait before connecting again after the client stopped (doubles up to the cap).
 RETRY_FIRST_S, RETRY_MAX_S = 5.0, 300.0
 _READABLE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+# At most this many of a channel's newest messages are read back after a start or an
+# unresumable session (pages of 100); an older part of a longer gap is not seen.
+READBACK_LIMIT = 500
 
 
 def check_config(cfg: DiscordConfig) -> str:
@@ -84,6 +87,7 @@ class _Client(discord.Client):
 
     async def on_ready(self) -> None:
         log.info("discord: connected as %s (%s) in %d guilds", self.user, self.user.id, len(self.guilds))
+        await self.adapter.catch_up()
 
     async def on_resumed(self) -> None:
         log.info("discord: gateway session resumed")
@@ -184,6 +188,37 @@ class DiscordAdapter:
             log.warning("discord: slash commands not synced (%s); messages still work", e)
             return
         log.info("discord: synced slash commands: %s", ", ".join(c.name for c in synced))
+
+    # --- reading back --------------------------------------------------------------
+
+    async def catch_up(self) -> None:
+        """After a new session (a start, or one that could not be resumed): read back, then decide what is owed."""
+        last = await self.service.last_message_ids(PLATFORM)
+        for channel_id, last_id in last.items():
+            if self._closing.is_set():
+                return
+            try:
+                await self._read_back(int(channel_id), int(last_id))
+            except (ValueError, discord.DiscordException, OSError) as e:
+                log.warning("discord: channel %s not read back: %s: %s", channel_id, type(e).__name__, e)
+        await self.service.resume_pending(PLATFORM)
+
+    async def _read_back(self, channel_id: int, after_id: int) -> None:
+        """Hand the core a channel's messages newer than ``after_id``, oldest first (at most READBACK_LIMIT)."""
+        client = self.client
+        if client is None:
+            return
+        channel = client.get_channel(channel_id) or await client.fetch_channel(channel_id)
+        if not isinstance(channel, discord.abc.Messageable):
+            return
+        # Held throughout, so that live messages are stored after the older ones read back.
+        async with self._in_order:
+            missed = await messages_after(channel, after_id, READBACK_LIMIT)
+            for message in missed:
+                if self._should_read(message):
+                    await self.service.handle_message(await self._incoming(message))
+        if missed:
+            log.info("discord: read back %d messages in %s", len(missed), channel_id)
 
     # --- events ----------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Replies on Discord: a Discord reply to the trigger, split at 2000 characters, typing while generating."""
+"""Talking to Discord's REST API: replies (split at 2000 characters, typing while generating) and read-backs."""
 
 from __future__ import annotations
 
@@ -43,8 +43,13 @@ class DiscordSender:
         chunks = split_message(text)
         first: discord.Message | None = None
         for i, chunk in enumerate(chunks):
+            # A nonce from the message answered: Discord returns the message already sent
+            # instead of posting it again, should a crash come between sending and recording.
+            nonce = f"{reply_to.message_id}.{i}"[-25:]
             try:
-                sent = await target.send(chunk, reference=reference if i == 0 else None, allowed_mentions=mentions)
+                sent = await target.send(
+                    chunk, reference=reference if i == 0 else None, allowed_mentions=mentions, nonce=nonce
+                )
             except discord.HTTPException as e:
                 self._log_failure(channel, reply_to, e, i, len(chunks))
                 break
@@ -100,3 +105,15 @@ async def _type(target: discord.PartialMessageable, channel: ChannelRef) -> bool
         log.debug("discord: no typing indicator in %s: %s", channel.key, e)
         return False
     return True
+
+
+async def messages_after(channel: discord.abc.Messageable, after_id: int, limit: int) -> list[discord.Message]:
+    """The channel's messages newer than ``after_id``, oldest first: the newest ``limit`` of them at most."""
+    newest_first: list[discord.Message] = []
+    async for message in channel.history(limit=limit):  # pages of 100, newest first
+        if message.id <= after_id:
+            return newest_first[::-1]
+        newest_first.append(message)
+    if len(newest_first) == limit:
+        log.warning("discord: read back %d messages in %s; older ones are not seen", limit, getattr(channel, "id", "?"))
+    return newest_first[::-1]

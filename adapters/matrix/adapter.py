@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable
@@ -27,6 +28,7 @@ from adapters.matrix.handlers import SyncHandler
 from bot.config import ConfigError, MatrixConfig
 from bot.domain import ChannelRef, IncomingMessage, SentMessage, utcnow
 from bot.service import ConversationService
+from bot.store import StoreError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -171,6 +173,7 @@ class MatrixAdapter:
         # members, power levels and encryption are otherwise only known from changes.
         full_state: bool | None = token is not None
         errors = 0
+        resumed = False
         while True:
             timeout = self.cfg.sync_timeout_ms if token and not full_state else 0
             sync = functools.partial(self.client.sync, timeout, sync_filter, since=token, full_state=full_state)
@@ -185,12 +188,26 @@ class MatrixAdapter:
                 await self._sleep(delay)
                 continue
             errors = 0
+            unstored = self.service.unstored
             await self.handler.handle(resp, initial=token is None)
             await self._e2ee_upkeep()
-            # Saved only after the batch is handled: a crash replays it (de-duplicated), never skips it.
+            if self.service.unstored != unstored:
+                # The store refused some of it: the same batch is asked for again, not skipped.
+                log.warning("matrix: a sync batch was not fully stored; reading it again")
+                self.handler.seen.clear()
+                await self._sleep(5)
+                continue
+            # Saved only after the batch is stored: a crash replays it (de-duplicated), never skips it.
             token = resp.next_batch
             full_state = None
-            await self._set_state(token_key, token)
+            try:
+                await self._set_state(token_key, token)
+            except StoreError as e:  # a restart then replays from an older position (de-duplicated)
+                log.error("matrix: sync position not saved: %s", e)
+            if not resumed:
+                # The rooms are known now, so replies can go out: decide what the last run left undecided.
+                resumed = True
+                await self.service.resume_pending(PLATFORM)
 
     async def _retrying(self, fn: Any, what: str, max_delay: float | None = None) -> Any:
         """Await ``fn()`` until it succeeds or close() is called, backing off on network errors.
@@ -277,7 +294,11 @@ class MatrixAdapter:
             "m.relates_to": relates,
             "m.mentions": {"user_ids": [reply_to.author_id]},
         }
-        event_id = await self._send(channel.channel_id, content)
+        # The transaction id follows from the message answered: if a crash came between
+        # sending and recording, the answer sent again at the next start is deduplicated
+        # by the homeserver instead of appearing twice.
+        tx_id = "chime-reply-" + hashlib.sha256(reply_to.message_id.encode()).hexdigest()[:32]
+        event_id = await self._send(channel.channel_id, content, tx_id)
         return SentMessage(message_id=event_id, created_at=utcnow()) if event_id else None
 
     @contextlib.asynccontextmanager
@@ -322,7 +343,7 @@ class MatrixAdapter:
         }
         await self._send(room.room_id, content)
 
-    async def _send(self, room_id: str, content: dict[str, Any]) -> str | None:
+    async def _send(self, room_id: str, content: dict[str, Any], tx_id: str | None = None) -> str | None:
         """Send one m.room.message; the event id, or None (logged) when it could not be sent."""
         if self._stop.is_set() and self.client.client_session is None:
             log.warning("matrix: closed; nothing sent to %s", room_id)
@@ -331,7 +352,9 @@ class MatrixAdapter:
             log.warning("matrix: not posting in %s (not joined, or encrypted without E2EE)", room_id)
             return None
         try:
-            resp = await self.client.room_send(room_id, "m.room.message", content, ignore_unverified_devices=True)
+            resp = await self.client.room_send(
+                room_id, "m.room.message", content, tx_id=tx_id, ignore_unverified_devices=True
+            )
         except NETWORK_ERRORS as e:
             log.error("matrix: sending to %s failed: %s: %s", room_id, type(e).__name__, e)
             return None

@@ -16,6 +16,8 @@ from bot.domain import ChannelRef, IncomingMessage
 
 PLATFORM = "matrix"
 _MXID_RE = re.compile(r"@[^\s:]+:[^\s]+")
+# The quoted message a reply carries for old clients: what it mentions is not mentioned again.
+_MX_REPLY_RE = re.compile(r"<mx-reply>.*?</mx-reply>", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -127,11 +129,15 @@ def mentioned_users(content: dict[str, Any]) -> tuple[str, ...]:
 
 
 def links_to(content: dict[str, Any], user_id: str) -> bool:
-    """Whether the formatted body holds a pill or link to ``user_id`` (matrix.to or matrix: URI)."""
+    """Whether the formatted body holds a pill or link to ``user_id`` (matrix.to or matrix: URI).
+
+    The quoted ``<mx-reply>`` fallback does not count: replying to a message that
+    mentioned the bot does not address the bot.
+    """
     html = content.get("formatted_body")
     if not isinstance(html, str) or not user_id:
         return False
-    text = unquote(html)
+    text = unquote(_MX_REPLY_RE.sub(" ", html))
     localpart, _, server = user_id[1:].partition(":")
     return f"matrix.to/#/{user_id}" in text or f"matrix:u/{localpart}:{server}" in text
 

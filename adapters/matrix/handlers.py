@@ -70,6 +70,10 @@ class BoundedSet:
         """The value kept for ``key``."""
         return self._items.get(key)
 
+    def clear(self) -> None:
+        """Forget every key."""
+        self._items.clear()
+
     def __contains__(self, key: object) -> bool:
         return key in self._items
 
@@ -212,7 +216,7 @@ class SyncHandler:
             for event in resp.chunk:
                 if self._own_join_index([event]) == 0:
                     return found[::-1]
-                if event.event_id in self.seen or await self._stored(event.event_id):
+                if event.event_id in self.seen or await self._known(event.event_id):
                     log.info("matrix: closed a gap of %d events in %s", len(found), room.room_id)
                     return found[::-1]
                 found.append(event)
@@ -222,8 +226,9 @@ class SyncHandler:
         log.warning("matrix: a gap in %s was read back %d events; older ones are not seen", room.room_id, len(found))
         return found[::-1]
 
-    async def _stored(self, event_id: str) -> bool:
-        return await self.service.db(self.service.store.get_message, PLATFORM, event_id) is not None
+    async def _known(self, event_id: str) -> bool:
+        # Stored, or deleted (forget, forget-me, a redaction): either way it was seen before.
+        return await self.service.known_message(PLATFORM, event_id)
 
     async def _on_event(self, room: MatrixRoom, event: Any, *, live: bool) -> None:
         """One timeline event: guard clauses, convert, one core call."""
@@ -264,7 +269,7 @@ class SyncHandler:
         if live:
             await self.service.handle_message(msg)
         else:
-            await self._keep_as_history(msg)
+            await self.service.store_history(msg)
 
     async def _on_edit(self, ref: ChannelRef, event: Any, original_id: str) -> None:
         new = event.source.get("content", {}).get("m.new_content")
@@ -278,11 +283,6 @@ class SyncHandler:
             return
         text = message_text(new, relation({}))
         await self.service.handle_edit(ref, original_id, text, timestamp(event.source))
-
-    async def _keep_as_history(self, msg: IncomingMessage) -> None:
-        """Store an event from before the bot joined as context, without deciding on it."""
-        settings = await self.service.channel_settings(msg.channel)
-        await self.service.db(self.service.store.add_message, msg, channel_pk=settings.pk)
 
     # --- commands ---------------------------------------------------------------
 

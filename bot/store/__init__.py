@@ -1,5 +1,6 @@
 """The store: SQLAlchemy models, data access and migrations."""
 
+from bot.store.pending import PendingMessage
 from bot.store.store import (
     ChannelSettings,
     DecisionRow,
@@ -16,6 +17,7 @@ from bot.store.store import (
 __all__ = [
     "ChannelSettings",
     "DecisionRow",
+    "PendingMessage",
     "Store",
     "StoreError",
     "StoredMessage",

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -91,6 +92,10 @@ class Message(Base):
         Index("ix_messages_channel_order", "channel_pk", "id"),
         Index("ix_messages_author", "platform", "author_id"),
         Index("ix_messages_created", "created_at"),
+        Index("ix_messages_outcome", "outcome", "id"),
+        # SQLite would otherwise give a new row the id of a deleted newest one: ids must
+        # only grow, since decisions are taken in id order (PostgreSQL sequences only grow).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -107,6 +112,10 @@ class Message(Base):
     is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
     # True for the assistant's own replies (they become assistant turns in the window).
     from_assistant: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A reply was owed when it was stored (a mention, "@name", a reply to the bot, a DM).
+    forced: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # How the message ended (bot/outcomes.py); NULL while its decision is still owed.
+    outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class DecisionRecord(Base):
@@ -129,6 +138,16 @@ class DecisionRecord(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     # "sent", "superseded", "send_failed", "error", "silent"
     outcome: Mapped[str] = mapped_column(NulFreeString(32), default="silent")
+
+
+class ForgottenMessage(Base):
+    """A tombstone: a deleted message's platform id (no content), so it is never stored again."""
+
+    __tablename__ = "forgotten_messages"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    platform_message_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    forgotten_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class PlatformState(Base):

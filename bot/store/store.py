@@ -11,13 +11,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import create_engine, delete, event, func, select, update
+from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import outcomes
 from bot.domain import ChannelRef, IncomingMessage, utcnow
+from bot.store.forget import ForgettingMixin, is_forgotten
 from bot.store.models import Channel, DecisionRecord, Message, PlatformState
+from bot.store.pending import OutcomesMixin
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,6 +56,8 @@ class StoredMessage:
     created_at: datetime
     is_bot: bool
     from_assistant: bool
+    # How it ended (bot/outcomes.py); None while a decision is owed.
+    outcome: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,8 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=15000")
+            # Deleted rows are overwritten with zeros, not left readable in free pages.
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
         return engine
@@ -139,7 +146,7 @@ def with_retries(what: str, fn: Callable[[], T], retries: int = 3, delay_s: floa
     raise AssertionError("unreachable")
 
 
-class Store:
+class Store(ForgettingMixin, OutcomesMixin):
     """Synchronous data access; the core calls it from one worker thread, in arrival order."""
 
     def __init__(self, url: str, *, retries: int = 3, retry_delay_s: float = 0.5) -> None:
@@ -252,39 +259,42 @@ class Store:
 
     # --- messages -------------------------------------------------------------
 
-    def add_message(self, msg: IncomingMessage, *, channel_pk: int, from_assistant: bool = False) -> int | None:
-        """Store a message; returns its key, or None when it was already stored (a re-delivery)."""
+    def add_message(
+        self,
+        msg: IncomingMessage,
+        *,
+        channel_pk: int,
+        from_assistant: bool = False,
+        forced: bool = False,
+        outcome: str | None = None,
+    ) -> int | None:
+        """Store a message; returns its key, or None when it was stored before or deleted (tombstoned).
+
+        ``outcome`` None means a decision is owed on it (see bot/outcomes.py).
+        """
 
         def fn(s: Session) -> int | None:
-            exists = s.scalar(
-                select(Message.id).where(
-                    Message.platform == msg.channel.platform, Message.platform_message_id == msg.message_id
-                )
-            )
-            if exists is not None:
-                return None
-            row = Message(
-                channel_pk=channel_pk,
-                platform=msg.channel.platform,
-                platform_message_id=msg.message_id,
-                author_id=msg.author_id,
-                display_name=msg.display_name,
-                text=msg.text,
-                created_at=msg.created_at,
-                reply_to=msg.reply_to,
-                mentions=list(msg.mentions),
-                is_bot=msg.is_bot,
-                from_assistant=from_assistant,
-            )
-            s.add(row)
-            s.flush()
-            return row.id
+            row = _message_row(msg, channel_pk, from_assistant, forced, outcome)
+            return self._insert_message(s, row)
 
         try:
             return self._run("add_message", fn)
         except IntegrityError:
             # Two deliveries raced past the existence check: the first one won.
             return None
+
+    @staticmethod
+    def _insert_message(s: Session, row: Message) -> int | None:
+        exists = s.scalar(
+            select(Message.id).where(
+                Message.platform == row.platform, Message.platform_message_id == row.platform_message_id
+            )
+        )
+        if exists is not None or is_forgotten(s, row.platform, row.platform_message_id):
+            return None
+        s.add(row)
+        s.flush()
+        return row.id
 
     def edit_message(self, platform: str, message_id: str, text: str, edited_at: datetime) -> bool:
         """Apply an edit; False when the message is unknown."""
@@ -299,17 +309,6 @@ class Store:
 
         return self._run("edit_message", fn)
 
-    def delete_message(self, platform: str, message_id: str) -> bool:
-        """Delete a message for real; False when it is unknown."""
-
-        def fn(s: Session) -> bool:
-            res = s.execute(
-                delete(Message).where(Message.platform == platform, Message.platform_message_id == message_id)
-            )
-            return res.rowcount > 0
-
-        return self._run("delete_message", fn)
-
     def get_message(self, platform: str, message_id: str) -> StoredMessage | None:
         """One stored message by its platform id."""
 
@@ -321,13 +320,16 @@ class Store:
 
         return self._run("get_message", fn)
 
-    def recent_messages(self, channel_pk: int, limit: int, *, min_pk: int = 0) -> list[StoredMessage]:
-        """The channel's last ``limit`` messages with key >= ``min_pk``, oldest first."""
+    def recent_messages(
+        self, channel_pk: int, limit: int, *, min_pk: int = 0, max_pk: int | None = None
+    ) -> list[StoredMessage]:
+        """The channel's last ``limit`` messages with ``min_pk`` <= key <= ``max_pk``, oldest first."""
 
         def fn(s: Session) -> list[StoredMessage]:
+            upto = Message.id <= max_pk if max_pk is not None else Message.id >= min_pk
             rows = s.scalars(
                 select(Message)
-                .where(Message.channel_pk == channel_pk, Message.id >= min_pk)
+                .where(Message.channel_pk == channel_pk, Message.id >= min_pk, upto)
                 .order_by(Message.id.desc())
                 .limit(limit)
             ).all()
@@ -346,11 +348,15 @@ class Store:
 
     # --- decisions --------------------------------------------------------------
 
-    def record_decision(self, channel_pk: int, row: DecisionRow) -> None:
-        """Keep one decision."""
+    def record_decision(self, channel_pk: int, row: DecisionRow, reply: IncomingMessage | None = None) -> None:
+        """Keep one decision, its message's outcome and the reply it sent, all in one transaction."""
 
         def fn(s: Session) -> None:
+            if reply is not None:
+                self._insert_message(s, _message_row(reply, channel_pk, True, False, outcomes.OWN))
             s.add(DecisionRecord(channel_pk=channel_pk, created_at=utcnow(), **row.__dict__))
+            if row.message_pk is not None:
+                s.execute(update(Message).where(Message.id == row.message_pk).values(outcome=row.outcome))
 
         self._run("record_decision", fn)
 
@@ -393,53 +399,6 @@ class Store:
 
         return self._run("counts", fn)
 
-    # --- forgetting -------------------------------------------------------------
-
-    def clear_channel(self, channel_pk: int) -> int:
-        """Delete a channel's messages and decisions; returns the number of messages deleted."""
-
-        def fn(s: Session) -> int:
-            s.execute(delete(DecisionRecord).where(DecisionRecord.channel_pk == channel_pk))
-            return s.execute(delete(Message).where(Message.channel_pk == channel_pk)).rowcount
-
-        return self._run("clear_channel", fn)
-
-    def forget_author(self, platform: str, author_id: str) -> int:
-        """Delete every message a person wrote on a platform, and the decisions on them."""
-
-        def fn(s: Session) -> int:
-            ids = select(Message.id).where(Message.platform == platform, Message.author_id == author_id)
-            s.execute(delete(DecisionRecord).where(DecisionRecord.message_pk.in_(ids)))
-            return s.execute(
-                delete(Message).where(Message.platform == platform, Message.author_id == author_id)
-            ).rowcount
-
-        return self._run("forget_author", fn)
-
-    def author_channel_keys(self, platform: str, author_id: str) -> list[str]:
-        """The keys (``platform:channel_id``) of the channels where a person has stored messages."""
-
-        def fn(s: Session) -> list[str]:
-            rows = s.execute(
-                select(Channel.platform, Channel.channel_id)
-                .join(Message, Message.channel_pk == Channel.id)
-                .where(Message.platform == platform, Message.author_id == author_id)
-                .distinct()
-            )
-            return [f"{p}:{c}" for p, c in rows]
-
-        return self._run("author_channel_keys", fn)
-
-    def purge_before(self, cutoff: datetime) -> tuple[int, int]:
-        """Delete messages and decisions older than ``cutoff``; returns (messages, decisions)."""
-
-        def fn(s: Session) -> tuple[int, int]:
-            d = s.execute(delete(DecisionRecord).where(DecisionRecord.created_at < cutoff)).rowcount
-            m = s.execute(delete(Message).where(Message.created_at < cutoff)).rowcount
-            return m, d
-
-        return self._run("purge_before", fn)
-
     # --- platform state ---------------------------------------------------------
 
     def get_state(self, platform: str, key: str) -> str | None:
@@ -465,6 +424,26 @@ class Store:
         self._run("set_state", fn)
 
 
+def _message_row(
+    msg: IncomingMessage, channel_pk: int, from_assistant: bool, forced: bool, outcome: str | None
+) -> Message:
+    return Message(
+        channel_pk=channel_pk,
+        platform=msg.channel.platform,
+        platform_message_id=msg.message_id,
+        author_id=msg.author_id,
+        display_name=msg.display_name,
+        text=msg.text,
+        created_at=msg.created_at,
+        reply_to=msg.reply_to,
+        mentions=list(msg.mentions),
+        is_bot=msg.is_bot,
+        from_assistant=from_assistant,
+        forced=forced,
+        outcome=outcomes.OWN if from_assistant else outcome,
+    )
+
+
 def _settings(row: Channel) -> ChannelSettings:
     return ChannelSettings(
         pk=row.id,
@@ -488,4 +467,5 @@ def _stored(row: Message) -> StoredMessage:
         created_at=row.created_at,
         is_bot=row.is_bot,
         from_assistant=row.from_assistant,
+        outcome=row.outcome,
     )

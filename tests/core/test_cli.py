@@ -132,9 +132,9 @@ def test_a_broken_model_file_is_a_clear_start_up_error(tmp_path: Path) -> None:
 
 def test_db_commands(tmp_path: Path) -> None:
     r = chime("db", "upgrade", "--data-dir", str(tmp_path))
-    assert r.returncode == 0 and "store at revision 0001" in r.stdout
+    assert r.returncode == 0 and "store at revision 0004" in r.stdout
     r = chime("db", "current", "--data-dir", str(tmp_path))
-    assert r.returncode == 0 and "current 0001, head 0001" in r.stdout
+    assert r.returncode == 0 and "current 0004, head 0004" in r.stdout
     r = chime("db", "downgrade", "base", "--data-dir", str(tmp_path))
     assert r.returncode == 0 and "store at revision base" in r.stdout
     r = chime("db", "current", "--data-dir", str(tmp_path))
@@ -184,3 +184,56 @@ def test_a_signal_stops_the_bot_cleanly(tmp_path: Path, signame: str) -> None:
     assert "stop requested" in log.read_text()
     # Nothing cancelled on the way out is reported as an error.
     assert err == "" and "Traceback" not in log.read_text() and "ERROR" not in log.read_text()
+
+
+def _rows(db: Path, sql: str) -> list[tuple]:
+    import sqlite3
+
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(db, timeout=15)
+    try:
+        return conn.execute(sql).fetchall()
+    except sqlite3.OperationalError:  # the schema is still being created
+        return []
+    finally:
+        conn.close()
+
+
+def test_kill_9_mid_decision_then_restart_answers_the_question_exactly_once(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    slow = tmp_path / "slow.yaml"
+    slow.write_text("runtime:\n  kind: rules\n  delay_s: 3\n")
+    db = tmp_path / "chime.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chime", "run", "--config", str(slow), "--data-dir", str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    proc.stdin.write("Ann: lunch at noon?\nBob: @assistant what is 12 times 12?\nAnn: and the weather?\n")
+    proc.stdin.flush()
+    question = "SELECT platform_message_id, outcome FROM messages WHERE text LIKE '%12 times 12%'"
+    deadline = time.time() + 60
+    while time.time() < deadline and not _rows(db, question):
+        time.sleep(0.1)
+    [(question_id, outcome)] = _rows(db, question)
+    assert outcome is None, "killed while the question is being decided"
+    proc.send_signal(signal.SIGKILL)
+    out, _ = proc.communicate(timeout=30)
+    assert "assistant: " not in out
+
+    # The next start answers it first, about itself, once; the one after that has nothing to do.
+    for run in range(2):
+        r = chime("run", "--runtime", "rules", "--data-dir", str(tmp_path), stdin="")
+        assert r.returncode == 0, r.stderr
+        replies = [line for line in r.stdout.splitlines() if line.startswith("assistant: ")]
+        assert len(replies) == (1 if run == 0 else 0), r.stdout
+    answers = _rows(db, "SELECT reply_to FROM messages WHERE from_assistant = 1")
+    assert answers == [(question_id,)]
+    assert _rows(db, question) == [(question_id, "sent")]
+    assert _rows(db, "SELECT count(*) FROM messages WHERE outcome IS NULL") == [(0,)]

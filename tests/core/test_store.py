@@ -229,3 +229,103 @@ def test_a_deleted_database_file_is_reported_not_written_into_the_void(tmp_path:
     with pytest.raises(StoreError, match="was deleted or replaced while chime was running"):
         store.add_message(msg("after"), channel_pk=ch.pk)
     store.close()
+
+
+def test_message_ids_are_never_reused_after_deletions(store: Store) -> None:
+    ch, other = store.channel(CH), store.channel(OTHER)
+    store.add_message(msg("o1", channel=OTHER), channel_pk=other.pk)
+    newest = [store.add_message(msg(f"m{i}"), channel_pk=ch.pk) for i in range(3)]
+    store.clear_channel(ch.pk)
+    after = store.add_message(msg("after"), channel_pk=ch.pk)
+    assert after > max(newest)
+    store.delete_message("test", "after")
+    assert store.add_message(msg("again"), channel_pk=ch.pk) > after
+
+
+def test_deleted_messages_are_tombstoned_and_never_stored_again(store: Store) -> None:
+    ch = store.channel(CH)
+    store.add_message(msg("a1", author="ann"), channel_pk=ch.pk)
+    store.add_message(msg("b1", author="ben"), channel_pk=ch.pk)
+    store.add_message(msg("old", at=datetime.now(UTC) - timedelta(days=40)), channel_pk=ch.pk)
+    store.forget_author("test", "ann")
+    store.delete_message("test", "b1")
+    store.purge_before(datetime.now(UTC) - timedelta(days=30))
+    store.delete_message("test", "never-stored")  # a deletion seen before its message
+    for mid in ("a1", "b1", "old", "never-stored"):
+        assert store.is_known("test", mid)
+        assert store.add_message(msg(mid), channel_pk=ch.pk) is None, mid
+    assert store.all_messages(ch.pk) == []
+    store.add_message(msg("c1"), channel_pk=ch.pk)
+    assert store.clear_channel(ch.pk) == 1
+    assert store.add_message(msg("c1"), channel_pk=ch.pk) is None
+    assert not store.is_known("test", "fresh") and store.add_message(msg("fresh"), channel_pk=ch.pk) is not None
+    # Tombstones keep nothing but the platform and the id.
+    engine = make_engine(store.url)
+    assert [c["name"] for c in inspect(engine).get_columns("forgotten_messages")] == [
+        "platform",
+        "platform_message_id",
+        "forgotten_at",
+    ]
+    engine.dispose()
+
+
+def test_outcomes_and_pending_messages(store: Store) -> None:
+    ch = store.channel(CH)
+    done = store.add_message(msg("done"), channel_pk=ch.pk)
+    owed = store.add_message(msg("owed"), channel_pk=ch.pk, forced=True)
+    store.add_message(msg("hist"), channel_pk=ch.pk, outcome="history")
+    store.add_message(msg("bot-1"), channel_pk=ch.pk, from_assistant=True)
+    store.record_decision(ch.pk, DecisionRow(done, 0.1, 0.5, False, False, "r", "m", 1.0, "silent"))
+    [pending] = store.pending_messages("test")
+    assert (pending.pk, pending.forced, pending.message.message_id, pending.message.channel) == (owed, True, "owed", CH)
+    assert pending.message.addressed and pending.message.created_at.tzinfo is not None
+    assert store.pending_messages("other") == []
+    reply = IncomingMessage(channel=CH, message_id="bot-2", author_id="@assistant", display_name="assistant", text="4")
+    store.record_decision(ch.pk, DecisionRow(owed, 0.9, 0.5, True, True, "r", "m", 1.0, "sent"), reply)
+    assert store.pending_messages() == []
+    assert store.message_outcomes(ch.pk) == [
+        ("done", "silent"),
+        ("owed", "sent"),
+        ("hist", "history"),
+        ("bot-1", "own"),
+        ("bot-2", "own"),
+    ]
+    assert store.get_message("test", "bot-2").from_assistant
+    assert store.last_message_ids("test") == {"c1": "bot-2"}
+
+
+def test_upgrading_a_store_with_data_keeps_it_and_decides_nothing_again(store_url: str) -> None:
+    upgrade(store_url, "0001")
+    engine = make_engine(store_url)
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")  # as both dialects store it
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO channels (platform, channel_id, name, enabled, muted, talkativeness, history_size,"
+            f" created_at, updated_at) VALUES ('test', 'c1', 'general', true, false, 50, 40, '{now}', '{now}')"
+        )
+        for mid, mine in [("m1", "false"), ("m2", "false"), ("r1", "true")]:
+            conn.exec_driver_sql(
+                "INSERT INTO messages (channel_pk, platform, platform_message_id, author_id, display_name, text,"
+                f" created_at, mentions, is_bot, from_assistant) VALUES ((SELECT id FROM channels), 'test', '{mid}',"
+                f" 'a', 'A', 'hi', '{now}', '[]', false, {mine})"
+            )
+        conn.exec_driver_sql(
+            "INSERT INTO decisions (channel_pk, message_pk, created_at, p_speak, threshold, spoke, forced, runtime,"
+            " model_id, latency_ms, outcome) VALUES ((SELECT id FROM channels),"
+            f" (SELECT id FROM messages WHERE platform_message_id = 'm2'), '{now}', 0.9, 0.5, true, true, 'r', 'm',"
+            " 1, 'sent')"
+        )
+    engine.dispose()
+    upgrade(store_url)
+    s = Store(store_url)
+    ch = s.channel(CH)
+    assert s.message_outcomes(ch.pk) == [("m1", "legacy"), ("m2", "legacy"), ("r1", "own")]
+    assert s.pending_messages() == []
+    m2 = s.get_message("test", "m2").pk
+    assert [d.message_pk for d in s.decisions(ch.pk)] == [m2], "rebuilding the table kept what refers to it"
+    newest = s.get_message("test", "r1").pk
+    s.clear_channel(ch.pk)
+    assert s.add_message(msg("new"), channel_pk=ch.pk) > newest
+    s.close()
+    downgrade(store_url, "0001")
+    upgrade(store_url)

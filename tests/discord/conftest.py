@@ -53,6 +53,19 @@ class Bot:
         found = await self.service.db(store.find_channel, f"discord:{channel_id}")
         return [] if found is None else await self.service.db(store.all_messages, found.pk)
 
+    async def outcomes(self, channel_id: int) -> dict[str, str | None]:
+        """Each stored message of the channel with its recorded outcome."""
+        store = self.service.store
+        found = await self.service.db(store.find_channel, f"discord:{channel_id}")
+        return {} if found is None else dict(await self.service.db(store.message_outcomes, found.pk))
+
+    async def stop(self) -> None:
+        """Shut this chime down as ``chime run`` does (the fixture's own clean-up is then a no-op)."""
+        await self.service.finish()
+        await self.adapter.close()
+        await asyncio.wait_for(self.task, 10)
+        await self.service.close()
+
     async def settle(self) -> None:
         """Let in-flight events reach the core and every decision finish."""
         await asyncio.sleep(0.2)
@@ -80,8 +93,11 @@ async def make_bot(fake: FakeDiscord, tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv(TOKEN_ENV, fake.token)
     bots: list[Bot] = []
 
-    async def factory(p_speak: Any = 0.0, reply: str = "scripted reply", wait: bool = True, **discord_cfg: Any) -> Bot:
-        url = sqlite_url(tmp_path / f"chime{len(bots)}.db")
+    async def factory(
+        p_speak: Any = 0.0, reply: str = "scripted reply", wait: bool = True, db: str | None = None, **discord_cfg: Any
+    ) -> Bot:
+        # ``db`` names the store file: give two bots the same one to restart chime on its data.
+        url = sqlite_url(tmp_path / (db or f"chime{len(bots)}.db"))
         upgrade(url)
         runtime = ScriptedRuntime(p_speak, reply=reply)
         cfg = {"enabled": True, "token_env": TOKEN_ENV, "api_base_url": fake.api_base_url, **discord_cfg}

@@ -6,7 +6,7 @@ zlib stream when the client asks for it (as Discord does), keeps every session's
 events with their sequence numbers, and replays the missed ones on RESUME.
 
 What the bot did is recorded (``requests``, ``sent``, ``typing``, ``callbacks``,
-``followups``, ``identifies``, ``resumes``); ``fail_next`` makes the next matching REST
+``followups``, ``identifies``, ``resumes``, ``history_requests``); ``fail_next`` makes the next matching REST
 calls answer with an error (a 429 with ``retry_after``, a 403, a 404).
 """
 
@@ -99,6 +99,9 @@ class FakeDiscord:
         self.identifies: list[Json] = []
         self.resumes: list[Json] = []
         self.commands: list[Json] = []
+        # The query of every GET /channels/{id}/messages (a read-back of the history).
+        self.history_requests: list[dict[str, str]] = []
+        self._nonces: dict[tuple[int, Any], Json] = {}
         self._failures: list[Failure] = []
         # How long a message POST waits after the gateway echo before it is answered.
         self.answer_delay_s = 0.0
@@ -363,13 +366,13 @@ class FakeDiscord:
                 f.times -= 1
                 rec.status = f.status
                 return _json(f.body, f.status, f.headers)
-        status, payload = await self._route(request.method, path, body)
+        status, payload = await self._route(request.method, path, body, dict(request.query))
         rec.status, rec.response = status, payload
         if status == 204:
             return web.Response(status=204)
         return _json(payload, status)
 
-    async def _route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+    async def _route(self, method: str, path: str, body: Any, query: dict[str, str]) -> tuple[int, Any]:
         if (method, path) == ("GET", "/users/@me"):
             return 200, self.bot.user() | {"verified": True, "mfa_enabled": False, "flags": 0}
         if (method, path) == ("GET", "/oauth2/applications/@me"):
@@ -406,6 +409,13 @@ class FakeDiscord:
                 return 204, None
             if method == "POST":
                 return 200, await self._bot_message(cid, body)
+            if method == "GET" and m.group(2) == "messages":
+                return 200, self._history(cid, query)
+        if method == "GET" and (m := re.fullmatch(r"/channels/(\d+)", path)):
+            cid = int(m.group(1))
+            if cid in self.deleted_channels or cid not in self.channels:
+                return 404, {"message": "Unknown Channel", "code": 10003}
+            return 200, self.channels[cid]
         if method == "POST" and re.fullmatch(r"/interactions/\d+/[^/]+/callback", path):
             iid, flags = path.split("/")[2], (body.get("data") or {}).get("flags", 0)
             return 200, {
@@ -421,10 +431,32 @@ class FakeDiscord:
             return 200, msg | {"webhook_id": str(self.app_id), "flags": body.get("flags", 0)}
         return 404, {"message": f"fake Discord: no route for {method} {path}", "code": 0}
 
+    def _history(self, channel_id: int, query: dict[str, str]) -> list[Json]:
+        """GET /channels/{id}/messages: newest first, ``limit`` (at most 100) before or after a message id."""
+        limit = min(int(query.get("limit", 50)), 100)
+        found = sorted(
+            (m for m in self.messages.values() if int(m["channel_id"]) == channel_id),
+            key=lambda m: int(m["id"]),
+            reverse=True,
+        )
+        if "before" in query:
+            found = [m for m in found if int(m["id"]) < int(query["before"])]
+        if "after" in query:
+            # The oldest ``limit`` after the id, still newest first (as Discord answers).
+            found = [m for m in found if int(m["id"]) > int(query["after"])][-limit:]
+        self.history_requests.append(dict(query) | {"channel_id": str(channel_id)})
+        return [dict(m) for m in found[:limit]]
+
     async def _bot_message(self, channel_id: int, body: Json) -> Json:
+        nonce = body.get("nonce")
+        if body.get("enforce_nonce") and (channel_id, nonce) in self._nonces:
+            # As Discord does: the message already created with this nonce, not a new one.
+            return self._nonces[channel_id, nonce]
         ref = body.get("message_reference")
         reply_to = int(ref["message_id"]) if ref else None
         msg = self._message(channel_id, self.bot, body.get("content", ""), reply_to=reply_to)
+        if body.get("enforce_nonce"):
+            self._nonces[channel_id, nonce] = msg
         # Discord echoes the bot's own message on the gateway, often before the POST is answered.
         await self.dispatch("MESSAGE_CREATE", self._with_guild(msg, self.bot))
         await asyncio.sleep(self.answer_delay_s)

@@ -60,6 +60,32 @@ def test_mentions_and_pills() -> None:
     assert not links_to({"body": BOT}, BOT)
 
 
+def test_a_reply_quoting_a_mention_of_the_bot_does_not_address_it() -> None:
+    """Element's reply fallback quotes the original, pill included: only the new text counts."""
+    room = _room(**{"@ann:x.org": "Ann", "@bob:x.org": "Bob"})
+    pill = f'<a href="https://matrix.to/#/{BOT}">chime</a>'
+    quoted = (
+        '<mx-reply><blockquote><a href="https://matrix.to/#/$q">In reply to</a> '
+        f'<a href="https://matrix.to/#/@ann:x.org">@ann:x.org</a><br>{pill} what is 12 times 12?'
+        "</blockquote></MX-REPLY>"
+    )
+    content = {
+        "msgtype": "m.text",
+        "body": f"> <@ann:x.org> {BOT} what is 12 times 12?\n> second quoted line\n\n144, I think",
+        "format": "org.matrix.custom.html",
+        "formatted_body": quoted + "144, I think",
+        "m.relates_to": {"m.in_reply_to": {"event_id": "$q"}},
+        "m.mentions": {"user_ids": ["@ann:x.org"]},
+    }
+    source = {"event_id": "$r", "sender": "@bob:x.org", "origin_server_ts": 1, "content": content}
+    msg, _ = to_incoming(room, source, bot_user_id=BOT, reserved=(), max_name_chars=32)
+    assert (msg.text, msg.addressed, msg.reply_to) == ("144, I think", False, "$q")
+    # A pill in the new text still addresses it.
+    content["formatted_body"] = quoted + f"{pill} is that right?"
+    msg, _ = to_incoming(room, source, bot_user_id=BOT, reserved=(), max_name_chars=32)
+    assert msg.addressed
+
+
 def _room(**names: str | None) -> MatrixRoom:
     room = MatrixRoom("!r:example.org", BOT)
     for user_id, name in names.items():

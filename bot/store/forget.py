@@ -1,0 +1,135 @@
+"""Forgetting for real: deletions leave a tombstone (platform + message id, no content) and no readable text."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, delete, exists, insert, literal, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from bot.domain import utcnow
+from bot.store.models import Channel, DecisionRecord, ForgottenMessage, Message
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def is_forgotten(s: Session, platform: str, message_id: str) -> bool:
+    """Whether a message with this platform id was deleted (it must never be stored again)."""
+    return s.get(ForgottenMessage, (platform, message_id)) is not None
+
+
+def _delete_messages(s: Session, where: ColumnElement[bool]) -> int:
+    """Tombstone, then delete, the messages matching ``where``; returns how many."""
+    s.execute(
+        insert(ForgottenMessage).from_select(
+            ["platform", "platform_message_id", "forgotten_at"],
+            select(Message.platform, Message.platform_message_id, literal(utcnow(), ForgottenMessage.forgotten_at.type))
+            .where(where)
+            .where(~exists().where(
+                ForgottenMessage.platform == Message.platform,
+                ForgottenMessage.platform_message_id == Message.platform_message_id,
+            )),
+        )
+    )  # fmt: skip
+    return s.execute(delete(Message).where(where)).rowcount
+
+
+class ForgettingMixin:
+    """The store's deletions: ``forget``, ``forget-me``, retention and single deletions."""
+
+    engine: Engine
+    _run: Callable[..., Any]
+
+    def delete_message(self, platform: str, message_id: str) -> bool:
+        """Delete a message for real and tombstone its id (even if it is not stored yet); False when unknown."""
+
+        def fn(s: Session) -> bool:
+            deleted = _delete_messages(s, (Message.platform == platform) & (Message.platform_message_id == message_id))
+            if not deleted and not is_forgotten(s, platform, message_id):
+                # A deletion can come before the message (a read-back in another order): keep it out.
+                s.add(ForgottenMessage(platform=platform, platform_message_id=message_id, forgotten_at=utcnow()))
+            return deleted > 0
+
+        deleted = self._run("delete_message", fn)
+        if deleted:
+            self.checkpoint()
+        return deleted
+
+    def clear_channel(self, channel_pk: int) -> int:
+        """Delete a channel's messages and decisions; returns the number of messages deleted."""
+
+        def fn(s: Session) -> int:
+            s.execute(delete(DecisionRecord).where(DecisionRecord.channel_pk == channel_pk))
+            return _delete_messages(s, Message.channel_pk == channel_pk)
+
+        n = self._run("clear_channel", fn)
+        self.checkpoint()
+        return n
+
+    def forget_author(self, platform: str, author_id: str) -> int:
+        """Delete every message a person wrote on a platform, and the decisions on them."""
+
+        def fn(s: Session) -> int:
+            ids = select(Message.id).where(Message.platform == platform, Message.author_id == author_id)
+            s.execute(delete(DecisionRecord).where(DecisionRecord.message_pk.in_(ids)))
+            return _delete_messages(s, (Message.platform == platform) & (Message.author_id == author_id))
+
+        n = self._run("forget_author", fn)
+        self.checkpoint()
+        return n
+
+    def author_channel_keys(self, platform: str, author_id: str) -> list[str]:
+        """The keys (``platform:channel_id``) of the channels where a person has stored messages."""
+
+        def fn(s: Session) -> list[str]:
+            rows = s.execute(
+                select(Channel.platform, Channel.channel_id)
+                .join(Message, Message.channel_pk == Channel.id)
+                .where(Message.platform == platform, Message.author_id == author_id)
+                .distinct()
+            )
+            return [f"{p}:{c}" for p, c in rows]
+
+        return self._run("author_channel_keys", fn)
+
+    def purge_before(self, cutoff: datetime) -> tuple[int, int]:
+        """Delete messages and decisions older than ``cutoff``; returns (messages, decisions)."""
+
+        def fn(s: Session) -> tuple[int, int]:
+            d = s.execute(delete(DecisionRecord).where(DecisionRecord.created_at < cutoff)).rowcount
+            m = _delete_messages(s, Message.created_at < cutoff)
+            return m, d
+
+        counts = self._run("purge_before", fn)
+        if counts[0]:
+            self.checkpoint()
+        return counts
+
+    def is_known(self, platform: str, message_id: str) -> bool:
+        """Whether a message was stored or deleted before (a read-back stops at the first known one)."""
+
+        def fn(s: Session) -> bool:
+            stored = s.scalar(
+                select(Message.id).where(Message.platform == platform, Message.platform_message_id == message_id)
+            )
+            return stored is not None or is_forgotten(s, platform, message_id)
+
+        return self._run("is_known", fn)
+
+    def checkpoint(self) -> None:
+        """On SQLite, move the write-ahead log into the database and empty it, so deleted text is not left there."""
+        if self.engine.url.get_backend_name() != "sqlite":
+            return
+        try:
+            with self.engine.connect() as conn:
+                busy, _, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+        except Exception as e:  # the deletion itself is committed; the log empties at the next checkpoint
+            log.warning("store: WAL checkpoint after a deletion failed: %s", e)
+            return
+        if busy:
+            log.warning("store: WAL checkpoint after a deletion was blocked by a reader; it is retried at the next one")

@@ -1,0 +1,97 @@
+"""What became of each stored message: its outcome, and the messages still owed a decision."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from bot.domain import ChannelRef, IncomingMessage
+from bot.store.models import Channel, Message
+
+
+@dataclass(frozen=True)
+class PendingMessage:
+    """A stored message that never reached an outcome (a crash, or a stop while it waited)."""
+
+    pk: int
+    message: IncomingMessage
+    forced: bool
+
+
+class OutcomesMixin:
+    """The store's outcome bookkeeping (``messages.outcome``, NULL while a decision is owed)."""
+
+    _run: Callable[..., Any]
+
+    def set_outcome(self, message_pk: int, outcome: str) -> None:
+        """Record how a message ended (gated, superseded, ...) when no decision row says so."""
+
+        def fn(s: Session) -> None:
+            s.execute(update(Message).where(Message.id == message_pk).values(outcome=outcome))
+
+        self._run("set_outcome", fn)
+
+    def pending_messages(self, platform: str | None = None, limit: int = 10_000) -> list[PendingMessage]:
+        """People's messages without an outcome, oldest first (optionally of one platform)."""
+
+        def fn(s: Session) -> list[PendingMessage]:
+            q = (
+                select(Message, Channel)
+                .join(Channel, Channel.id == Message.channel_pk)
+                .where(Message.outcome.is_(None), Message.from_assistant.is_(False))
+                .order_by(Message.id)
+                .limit(limit)
+            )
+            if platform is not None:
+                q = q.where(Message.platform == platform)
+            return [_pending(m, c) for m, c in s.execute(q)]
+
+        return self._run("pending_messages", fn)
+
+    def message_outcomes(self, channel_pk: int) -> list[tuple[str, str | None]]:
+        """(platform message id, outcome) of every message of a channel, oldest first."""
+
+        def fn(s: Session) -> list[tuple[str, str | None]]:
+            rows = s.execute(
+                select(Message.platform_message_id, Message.outcome)
+                .where(Message.channel_pk == channel_pk)
+                .order_by(Message.id)
+            )
+            return [(mid, outcome) for mid, outcome in rows]
+
+        return self._run("message_outcomes", fn)
+
+    def last_message_ids(self, platform: str) -> dict[str, str]:
+        """Each channel of ``platform`` with its newest stored message id (where a read-back starts)."""
+
+        def fn(s: Session) -> dict[str, str]:
+            newest = select(func.max(Message.id)).where(Message.platform == platform).group_by(Message.channel_pk)
+            rows = s.execute(
+                select(Channel.channel_id, Message.platform_message_id)
+                .join(Channel, Channel.id == Message.channel_pk)
+                .where(Message.id.in_(newest))
+            )
+            return {cid: mid for cid, mid in rows}
+
+        return self._run("last_message_ids", fn)
+
+
+def _pending(m: Message, c: Channel) -> PendingMessage:
+    msg = IncomingMessage(
+        channel=ChannelRef(c.platform, c.channel_id, c.name),
+        message_id=m.platform_message_id,
+        author_id=m.author_id,
+        display_name=m.display_name,
+        text=m.text,
+        created_at=m.created_at,
+        reply_to=m.reply_to,
+        mentions=tuple(m.mentions or ()),
+        is_bot=m.is_bot,
+        # The platform's own "addressed" is not stored; that a reply was owed is.
+        addressed=m.forced,
+    )
+    return PendingMessage(pk=m.id, message=msg, forced=m.forced)
