@@ -12,7 +12,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -25,6 +24,7 @@ from bot.domain import ChannelRef, CommandContext, IncomingMessage, ReplySender,
 from bot.scheduler import ChannelScheduler, Job
 from bot.store import ChannelSettings, DecisionRow, Store, StoreError
 from bot.window import WindowPlanner
+from model_runtime.addressing import addressee, addresses_assistant
 from model_runtime.interface import Decision, Runtime, Timings
 from model_runtime.protocol import threshold_for
 
@@ -35,7 +35,6 @@ T = TypeVar("T")
 FORCED_FALLBACK = "Sorry, I don't have an answer to that."
 # A threshold above any probability: the runtime scores the turn and writes nothing.
 _SCORE_ONLY = 1.01
-_CODE_RE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -79,8 +78,6 @@ class ConversationService:
         self._bookkeeping: set[asyncio.Task[None]] = set()
         self._closed = False
         self._store_closed = False
-        name = re.escape(self.assistant_name)
-        self._at_name = re.compile(rf"(?<![\w@])@{name}\b", re.IGNORECASE)
 
     # --- wiring -----------------------------------------------------------------
 
@@ -243,10 +240,10 @@ class ConversationService:
             return {}
 
     async def is_forced(self, msg: IncomingMessage) -> bool:
-        """A reply is owed: the platform says so, "@name" is written outside code, or it replies to us."""
+        """A reply is owed: the platform says so, the name addresses us ("@name", "hey name, ..."), or it replies to us."""
         if msg.addressed:
             return True
-        if self._at_name.search(_CODE_RE.sub(" ", msg.text)):
+        if addresses_assistant(msg.text, self.assistant_name):
             return True
         if msg.reply_to:
             try:
@@ -308,8 +305,10 @@ class ConversationService:
         threshold = threshold_for(settings.talkativeness, self.runtime.base_threshold)
         sender = self._senders.get(ref.platform)
         started = time.perf_counter()
+        # A question put to another person in the room ("Priya, ...", "nick: ...") is theirs to answer.
+        to_other = not job.forced and self._put_to_other(window)
         try:
-            decision = await self._decide(ref, window, job.forced, threshold, superseded, sender)
+            decision = await self._decide(ref, window, job.forced, threshold, superseded, sender, to_other)
         except Exception:
             log.exception("decision failed in %s on message %s; no reply", ref.key, msg.message_id)
             await self._record_outcome(job.trigger_pk, outcomes.ERROR)
@@ -362,14 +361,16 @@ class ConversationService:
         threshold: float,
         superseded: Callable[[], bool],
         sender: ReplySender | None,
+        to_other: bool = False,
     ) -> Decision:
         """Score the turn, then write the reply under a typing indicator if it is to be spoken."""
         if not forced:
             # Scoring first (a threshold nothing reaches) lets "typing" show only while a
             # reply is really written, and skips writing one that newer messages made stale.
             scored = await self.runtime.adecide(ref.key, window, False, _SCORE_ONLY)
-            if scored.p_speak < threshold or superseded():
-                return replace(scored, speak=scored.p_speak >= threshold, threshold=threshold)
+            if scored.p_speak < threshold or to_other or superseded():
+                speak = scored.p_speak >= threshold and not to_other
+                return replace(scored, speak=speak, threshold=threshold)
         typing = sender.typing(ref) if sender is not None else contextlib.nullcontext()
         async with typing:
             reply = await self.runtime.adecide(ref.key, window, True, threshold)
@@ -378,6 +379,12 @@ class ConversationService:
         # The model's own choice to speak: its p_speak, and the time of both calls.
         timings = Timings(**{k: v + getattr(reply.timings, k) for k, v in vars(scored.timings).items()})
         return replace(reply, p_speak=scored.p_speak, speak=True, forced=False, threshold=threshold, timings=timings)
+
+    def _put_to_other(self, window: list) -> bool:
+        """The window's last message opens by (or ends) addressing another person present in it."""
+        last = window[-1]
+        others = {t.name for t in window if t.role == "user" and t.name != last.name}
+        return addressee(last.content, others, self.assistant_name) is not None
 
     async def _act(
         self, job: Job, decision: Decision, superseded: Callable[[], bool], sender: ReplySender | None

@@ -96,7 +96,16 @@ async def test_high_p_speak_sends_a_reply_that_becomes_an_assistant_turn(make) -
     assert window[1].content == "Canberra."
 
 
-@pytest.mark.parametrize("text", ["@assistant how tall is Everest?", "hey @Assistant!", "ok @ASSISTANT"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "@assistant how tall is Everest?",
+        "hey @Assistant!",
+        "ok @ASSISTANT",
+        "hey assistant, my kid asked why the sky is blue",
+        "assistant what's 12 times 12",
+    ],
+)
 async def test_at_name_forces_a_reply(make, text: str) -> None:
     h = make(ScriptedRuntime(0.0))
     await h.say(text)
@@ -137,6 +146,21 @@ async def test_no_force_without_a_real_address(make, text: str) -> None:
     await h.service.drain()
     assert h.runtime.calls[-1].force is False
     assert h.sender.sent == []
+
+
+async def test_a_question_put_to_another_person_present_is_left_to_them(make) -> None:
+    h = make(ScriptedRuntime(lambda w: 0.95 if "Titanic" in w[-1].content else 0.1, reply="1912."))
+    await h.say("anyone up for trivia night?", name="Priya")
+    await h.service.drain()
+    await h.say("Priya, when did the Titanic sink?", name="Tom")
+    await h.service.drain()
+    # The model would have spoken (0.95): the rule keeps it out, and the decision row says so.
+    assert h.sender.sent == [] and h.events[-1].outcome == "silent"
+    assert not h.events[-1].decision.speak and h.events[-1].decision.p_speak == 0.95
+    # Someone not in the window is not "another person present": the model decides.
+    await h.say("Maria, when did the Titanic sink?", name="Tom")
+    await h.service.drain()
+    assert [s.text for s in h.sender.sent] == ["1912."]
 
 
 async def test_reply_to_the_bot_forces_and_platform_addressed_flag_forces(make) -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from model_runtime.addressing import addresses_assistant, mentions_assistant
 from model_runtime.rules import RuleBasedRuntime
 from tests.eval.conftest import SMALL, write_jsonl
 from tests.fakes import ScriptedRuntime
-from training.eval.baselines import AlwaysSilentRuntime, MentionOnlyRuntime, is_addressed, is_forced
+from training.eval.baselines import AlwaysSilentRuntime, MentionOnlyRuntime
 from training.eval.evaluate import human_windows, load_conversations, main, replay, to_turns
 
 KEYS = {
@@ -44,7 +45,12 @@ def test_replay_extends_each_window_and_uses_one_channel_per_conversation() -> N
     assert [c.channel for c in unforced] == ["eval-0"] * 4 + ["eval-1"] * 3
     # The p_speak query never asks the runtime to generate; only the forced turn does.
     assert all(c.threshold > 1.0 for c in runtime.calls)
-    assert [c.window[-1].content for c in runtime.calls if c.force] == ["@assistant how tall is everest?"]
+    # Forced as the bot forces: "@assistant", and the name used as an address.
+    assert [c.window[-1].content for c in runtime.calls if c.force] == [
+        "assistant, what year did the berlin wall fall?",
+        "@assistant how tall is everest?",
+        "hey assistant you can stay out of this one",
+    ]
     assert runtime.forgotten == ["eval-0", "eval-1"]
     assert [r.gold_speak for r in rep.results] == [False, True, True, False, True, False, False]
     assert rep.decisions == 7
@@ -148,7 +154,7 @@ def test_names_are_sanitised_as_the_core_does() -> None:
     ],
 )
 def test_mention_only_policy(text: str, addressed: bool) -> None:
-    assert is_addressed(text) is addressed
+    assert addresses_assistant(text, "assistant") is addressed
     assert (
         MentionOnlyRuntime().decide("c", to_turns([{"role": "user", "name": "A", "content": text}], "x"), False).speak
         is addressed
@@ -156,7 +162,7 @@ def test_mention_only_policy(text: str, addressed: bool) -> None:
 
 
 def test_forced_needs_the_at_sign_and_honours_the_name() -> None:
-    assert is_forced("@Assistant hi") and not is_forced("assistant, hi")
-    assert is_forced("@chime hi", "chime") and not is_forced("@assistant hi", "chime")
+    assert mentions_assistant("@Assistant hi", "assistant") and not mentions_assistant("assistant, hi", "assistant")
+    assert mentions_assistant("@chime hi", "chime") and not mentions_assistant("@assistant hi", "chime")
     assert AlwaysSilentRuntime().decide("c", [], True).text is None
     assert RuleBasedRuntime().decide("c", to_turns([{"role": "user", "name": "A", "content": "x"}], "a"), True).text

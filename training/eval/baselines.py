@@ -2,38 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 
+from model_runtime.addressing import addresses_assistant
 from model_runtime.interface import Decision, Runtime, Timings
 from model_runtime.options import LlamaCppOptions, RuntimeOptions, TransformersOptions
-from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, Turn
+from model_runtime.protocol import Turn
 
 BASELINE_NAMES = ("prompted", "always_silent", "mention_only")
-_GREETINGS = r"(?:hey|hi|hello|ok|okay|yo|so|oh|and)"
-
-
-def is_forced(text: str, assistant_name: str = DEFAULT_ASSISTANT_NAME) -> bool:
-    """Whether a human turn forces a reply: it contains ``@name`` (case-insensitive)."""
-    return re.search(rf"@{re.escape(assistant_name)}\b", text, re.IGNORECASE) is not None
-
-
-def is_addressed(text: str, assistant_name: str = DEFAULT_ASSISTANT_NAME) -> bool:
-    """Whether a turn names the assistant as an address, as mention-triggered bots react.
-
-    ``@name`` anywhere; ``name,`` / ``name:`` opening a sentence (optionally after a greeting,
-    "hey name"); or ``, name?`` closing one. Talking *about* the assistant does not count.
-    """
-    if is_forced(text, assistant_name):
-        return True
-    n = re.escape(assistant_name)
-    patterns = (
-        rf"(?:^|[.!?]\s+)(?:{_GREETINGS}[\s,]+)?{n}\s*[,:!?]",
-        rf"\b{_GREETINGS}[\s,]+{n}\b",
-        rf",\s*{n}\s*[?!.]*\s*$",
-    )
-    return any(re.search(p, text.strip(), re.IGNORECASE) for p in patterns)
 
 
 class AlwaysSilentRuntime(Runtime):
@@ -56,7 +33,7 @@ class MentionOnlyRuntime(Runtime):
     def decide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float = 0.5) -> Decision:
         """p_speak is 1 for an addressed turn, else 0."""
         start = time.perf_counter()
-        p = 1.0 if is_addressed(window[-1].content, self.assistant_name) else 0.0
+        p = 1.0 if addresses_assistant(window[-1].content, self.assistant_name) else 0.0
         speak = force or p >= threshold
         ms = (time.perf_counter() - start) * 1000
         return Decision(

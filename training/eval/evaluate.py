@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,24 +22,19 @@ from model_runtime.interface import Runtime, RuntimeError_
 from model_runtime.options import LlamaCppOptions, RuntimeOptions
 from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, Turn, cap_text, sanitize_name
 from model_runtime.seed_format import Conversation, SeedFormatError, read_seed_file
+from training.eval import irc
 from training.eval import report as eval_report
-from training.eval.baselines import (
-    BASELINE_NAMES,
-    AlwaysSilentRuntime,
-    MentionOnlyRuntime,
-    is_forced,
-    prompted_options,
-)
+from training.eval.baselines import BASELINE_NAMES, AlwaysSilentRuntime, MentionOnlyRuntime, prompted_options
 from training.eval.metrics import TurnResult, best_f1_threshold, metrics
+from training.eval.windows import DEFAULT_HISTORY, human_windows, turn_rules
 
 # Passed to decide() for the p_speak query: above any probability, so the runtime never
 # spends time generating a reply; the evaluation applies the real threshold itself.
 _NEVER_SPEAK = 2.0
-# Like the core's window planner: past HISTORY messages the window start jumps forward to
-# keep TRIM_TO of them, so the start stays put (and cached) between jumps.
-DEFAULT_HISTORY = 40
-TRIM_TO = 0.6
 MAX_MESSAGE_CHARS = 2000
+# What ``chime eval`` measures when given no file: the project's dev split and its challenge split.
+_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+DEFAULT_SETS = (_DATA_DIR / "dev.jsonl", _DATA_DIR / "challenge.jsonl")
 
 
 class EvalError(ValueError):
@@ -80,19 +75,6 @@ def to_turns(conversation: Conversation, assistant_name: str) -> list[Turn]:
     return turns
 
 
-def human_windows(turns: Sequence[Turn], history: int = DEFAULT_HISTORY) -> Iterator[tuple[int, list[Turn]]]:
-    """(index, window ending at that human turn) for every human turn, oldest first."""
-    start = 0
-    for k, turn in enumerate(turns):
-        if turn.role != "user":
-            continue
-        if k + 1 - start > history:
-            start = k + 1 - max(1, int(history * TRIM_TO))
-            while turns[start].role == "assistant":
-                start += 1
-        yield k, list(turns[start : k + 1])
-
-
 def replay(
     runtime: Runtime,
     conversations: Sequence[Conversation],
@@ -119,11 +101,12 @@ def replay(
             out.decisions += 1
             out.tokens_evaluated += d.timings.tokens_evaluated
             out.tokens_cached += d.timings.tokens_cached
+            forced, to_other = turn_rules(window, assistant_name)
             complied = None
-            if check_forced and is_forced(window[-1].content, assistant_name):
-                forced = runtime.decide(channel, window, force=True, threshold=_NEVER_SPEAK)
-                complied = bool(forced.text and forced.text.strip())
-            out.results.append(TurnResult(ci, k, d.p_speak, gold, complied))
+            if check_forced and forced:
+                reply = runtime.decide(channel, window, force=True, threshold=_NEVER_SPEAK)
+                complied = bool(reply.text and reply.text.strip())
+            out.results.append(TurnResult(ci, k, d.p_speak, gold, complied, forced=forced, to_other=to_other))
         runtime.forget(channel)
         if progress is not None:
             progress(ci + 1, out)
@@ -142,10 +125,12 @@ def _report_progress(total: int) -> Callable[[int, Replay], None]:
     return report
 
 
-def summarize(runtime: Runtime, rep: Replay, threshold: float) -> dict:
-    """Metrics at ``threshold`` plus the runtime's identity and speed."""
+def summarize(runtime: Runtime, rep: Replay, threshold: float, rules: bool = True) -> dict:
+    """Metrics at ``threshold`` (as the bot decides, or the model alone) plus the runtime's identity and speed."""
     m: dict = {"runtime": runtime.name, "model_id": runtime.model_id}
-    m.update(metrics(rep.results, threshold))
+    m.update(metrics(rep.results, threshold, rules))
+    if rules:
+        m["model_only"] = metrics(rep.results, threshold, rules=False)
     m["decisions_per_second"] = rep.decisions / rep.seconds if rep.seconds > 0 else None
     m["tokens_evaluated_per_decision"] = rep.tokens_evaluated / rep.decisions if rep.decisions else 0.0
     m["tokens_cached_per_decision"] = rep.tokens_cached / rep.decisions if rep.decisions else 0.0
@@ -166,7 +151,11 @@ def load_runtime_settings(config: Path | None) -> tuple[RuntimeOptions, str]:
 
 
 def evaluate_one(
-    runtime: Runtime, conversations: Sequence[Conversation], threshold: float | None, args: argparse.Namespace
+    runtime: Runtime,
+    conversations: Sequence[Conversation],
+    threshold: float | None,
+    args: argparse.Namespace,
+    rules: bool = True,
 ) -> tuple[dict, Replay]:
     """Replay one runtime and summarise it at ``threshold`` (None: the runtime's base threshold)."""
     print(f"chime eval: replaying {len(conversations)} conversations with {runtime.model_id}", file=sys.stderr)
@@ -178,7 +167,7 @@ def evaluate_one(
         progress=_report_progress(len(conversations)),
     )
     thr = runtime.base_threshold if threshold is None else threshold
-    return summarize(runtime, rep, thr), rep
+    return summarize(runtime, rep, thr, rules), rep
 
 
 def _baseline_runtime(name: str, options: RuntimeOptions, assistant_name: str) -> Runtime:
@@ -189,36 +178,63 @@ def _baseline_runtime(name: str, options: RuntimeOptions, assistant_name: str) -
     return MentionOnlyRuntime(assistant_name=assistant_name)
 
 
+def _sweep_path(args: argparse.Namespace, data: Path) -> Path | None:
+    """The sweep plot for one data set: the path given, or with the set's name added when there are several."""
+    if args.sweep is None or len(args.data) == 1:
+        return args.sweep
+    return args.sweep.with_name(f"{args.sweep.stem}-{data.stem}{args.sweep.suffix}")
+
+
+def run_set(runtime: Runtime, data: Path, args: argparse.Namespace, options: RuntimeOptions) -> dict:
+    """One data set: the configured runtime (as the bot decides, and the model alone), the sweep, the baselines."""
+    conversations = load_conversations(data)
+    report, rep = evaluate_one(runtime, conversations, args.threshold, args)
+    report = {"data": str(data), "conversations": len(conversations), **report}
+    sweep_png = _sweep_path(args, data)
+    if sweep_png is not None:
+        best, best_f1 = best_f1_threshold(rep.results)
+        eval_report.write_sweep_png(rep.results, sweep_png, threshold=report["threshold"], best=best)
+        report.update(best_threshold=best, best_f1=best_f1, sweep_png=str(sweep_png))
+    report["baselines"] = {}
+    for name in [] if args.no_baselines else args.baselines:
+        try:
+            base = _baseline_runtime(name, options, runtime.assistant_name)
+        except (ImportError, RuntimeError_) as e:
+            # A missing base model must not hide the main result; the table says why.
+            report["baselines"][name] = {"error": f"not evaluated: {e}"}
+            continue
+        try:
+            # A baseline is its own policy: measured as it decides, without the bot's rules.
+            report["baselines"][name] = evaluate_one(base, conversations, None, args, rules=False)[0]
+        finally:
+            base.close()
+    return report
+
+
 def run(args: argparse.Namespace) -> dict:
-    """The whole evaluation: the configured runtime, the sweep, and the baselines."""
-    conversations = load_conversations(args.data)
+    """The whole evaluation: each data set, then real traffic when ``--irc`` names a log folder.
+
+    One data set and no real traffic: that set's report. Otherwise ``{"sets": [...], "real_traffic": ...}``.
+    """
+    for data in args.data:
+        if not Path(data).is_file():
+            raise EvalError(f"{data}: no such file")
     options, assistant_name = load_runtime_settings(args.config)
     try:
         runtime = create_runtime(options, assistant_name=assistant_name)
     except ImportError as e:
         raise EvalError(f"cannot load the {options.kind} runtime: {e}") from None
     try:
-        report, rep = evaluate_one(runtime, conversations, args.threshold, args)
+        sets = [run_set(runtime, Path(data), args, options) for data in args.data]
+        traffic = None
+        if args.irc is not None:
+            thr = runtime.base_threshold if args.threshold is None else args.threshold
+            traffic = irc.evaluate(runtime, args.irc, thr, history=args.history, max_lines=args.irc_max_lines)
     finally:
         runtime.close()
-    report = {"data": str(args.data), "conversations": len(conversations), **report}
-    if args.sweep is not None:
-        best, best_f1 = best_f1_threshold(rep.results)
-        eval_report.write_sweep_png(rep.results, args.sweep, threshold=report["threshold"], best=best)
-        report.update(best_threshold=best, best_f1=best_f1, sweep_png=str(args.sweep))
-    report["baselines"] = {}
-    for name in [] if args.no_baselines else args.baselines:
-        try:
-            base = _baseline_runtime(name, options, assistant_name)
-        except (ImportError, RuntimeError_) as e:
-            # A missing base model must not hide the main result; the table says why.
-            report["baselines"][name] = {"error": f"not evaluated: {e}"}
-            continue
-        try:
-            report["baselines"][name] = evaluate_one(base, conversations, None, args)[0]
-        finally:
-            base.close()
-    return report
+    if len(sets) == 1 and traffic is None:
+        return sets[0]
+    return {"sets": sets, "real_traffic": traffic}
 
 
 def _baseline_list(text: str) -> list[str]:
@@ -232,7 +248,20 @@ def _baseline_list(text: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     """The ``chime eval`` command line."""
     p = argparse.ArgumentParser(prog="chime eval", description=__doc__.splitlines()[0])
-    p.add_argument("data", type=Path, help="seed-format JSON Lines file (one conversation per line)")
+    p.add_argument(
+        "data",
+        type=Path,
+        nargs="*",
+        default=list(DEFAULT_SETS),
+        help="seed-format JSON Lines files, each reported on its own (default: the dev and challenge splits)",
+    )
+    p.add_argument(
+        "--irc",
+        type=Path,
+        metavar="DIR",
+        help="also measure real traffic: a folder of annotated IRC logs (e.g. ../shared/data/ubuntu-irc/dev)",
+    )
+    p.add_argument("--irc-max-lines", type=int, help="at most this many annotated lines per IRC log (default: all)")
     p.add_argument("--config", type=Path, help="chime config whose runtime: section is evaluated (default: bundled)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--sweep", type=Path, metavar="OUT.png", help="plot precision/recall against the threshold")
@@ -263,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(eval_report.format_report(report))
+        print(eval_report.format_all(report))
     return 0
 
 

@@ -1,7 +1,10 @@
 """Decision metrics: what the evaluation computes from per-turn p_speak and the gold decisions.
 
 Pure functions over ``TurnResult`` lists, so the arithmetic can be checked by hand.
-A turn is predicted "speak" when ``p_speak >= threshold``, as the runtimes decide.
+A turn is predicted "speak" as the bot decides it: always when the turn addresses the
+assistant (forced), never when it is put to another person in the room, otherwise when
+``p_speak >= threshold``. With ``rules=False`` only ``p_speak >= threshold`` counts (the
+model alone, as the baselines and the ablations report it).
 """
 
 from __future__ import annotations
@@ -18,8 +21,18 @@ class TurnResult:
     message: int
     p_speak: float
     gold_speak: bool
-    # None: not a forced turn (no "@assistant"); otherwise whether the forced reply was non-empty.
+    # None: not a forced turn; otherwise whether the forced reply was non-empty.
     complied: bool | None = None
+    # The turn addresses the assistant ("@assistant", "hey assistant, ..."): the bot answers.
+    forced: bool = False
+    # The turn is put to another person in the window ("Priya, ...", "nick: ..."): not ours.
+    to_other: bool = False
+
+    def spoke(self, threshold: float, rules: bool = True) -> bool:
+        """Whether the bot speaks on this turn at ``threshold`` (``rules``: force and addressee applied)."""
+        if not rules:
+            return self.p_speak >= threshold
+        return self.forced or (not self.to_other and self.p_speak >= threshold)
 
 
 @dataclass(frozen=True)
@@ -32,11 +45,11 @@ class Confusion:
     tn: int
 
 
-def confusion(results: Sequence[TurnResult], threshold: float) -> Confusion:
+def confusion(results: Sequence[TurnResult], threshold: float, rules: bool = True) -> Confusion:
     """Count true/false speaks and silences at ``threshold``."""
     tp = fp = fn = tn = 0
     for r in results:
-        spoke = r.p_speak >= threshold
+        spoke = r.spoke(threshold, rules)
         if spoke and r.gold_speak:
             tp += 1
         elif spoke:
@@ -80,15 +93,16 @@ def forced_compliance(results: Sequence[TurnResult]) -> float | None:
     return sum(forced) / len(forced) if forced else None
 
 
-def metrics(results: Sequence[TurnResult], threshold: float) -> dict[str, float | int | None]:
+def metrics(results: Sequence[TurnResult], threshold: float, rules: bool = True) -> dict[str, float | int | None]:
     """All decision metrics at ``threshold`` plus the turn counts they rest on."""
-    c = confusion(results, threshold)
+    c = confusion(results, threshold, rules)
     out: dict[str, float | int | None] = dict(scores(c))
     out["forced_compliance"] = forced_compliance(results)
     out["turns"] = len(results)
     out["speak_turns"] = sum(r.gold_speak for r in results)
     out["forced_turns"] = sum(r.complied is not None for r in results)
-    out.update(tp=c.tp, fp=c.fp, fn=c.fn, tn=c.tn, threshold=threshold)
+    out["to_other_turns"] = sum(r.to_other for r in results)
+    out.update(tp=c.tp, fp=c.fp, fn=c.fn, tn=c.tn, threshold=threshold, rules=rules)
     return out
 
 
@@ -101,19 +115,21 @@ def candidate_thresholds(results: Sequence[TurnResult]) -> list[float]:
     return [0.0, *mids, 1.0 + 1e-9]
 
 
-def sweep(results: Sequence[TurnResult], thresholds: Sequence[float]) -> list[tuple[float, float, float, float]]:
+def sweep(
+    results: Sequence[TurnResult], thresholds: Sequence[float], rules: bool = True
+) -> list[tuple[float, float, float, float]]:
     """(threshold, precision, recall, F1) at each threshold."""
     rows = []
     for t in thresholds:
-        s = scores(confusion(results, t))
+        s = scores(confusion(results, t, rules))
         rows.append((t, s["precision"], s["recall"], s["f1"]))
     return rows
 
 
-def best_f1_threshold(results: Sequence[TurnResult]) -> tuple[float, float]:
+def best_f1_threshold(results: Sequence[TurnResult], rules: bool = True) -> tuple[float, float]:
     """The threshold with the highest F1 (the highest such threshold on ties) and that F1."""
     if not results:
         raise ValueError("no turns to choose a threshold from")
-    rows = sweep(results, candidate_thresholds(results))
+    rows = sweep(results, candidate_thresholds(results), rules)
     best = max(rows, key=lambda r: (r[3], r[0]))
     return best[0], best[3]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from training.eval.metrics import TurnResult, sweep
 
-# The issue's targets on the dev split, shown under the table.
-TARGET_F1 = 0.8
-TARGET_FIR = 0.05
+# The targets on the dev and challenge splits, shown under each table.
+TARGET_F1 = 0.85
+TARGET_FIR = 0.03
 TARGET_FORCED = 1.0
 
 _COLUMNS = (
@@ -47,7 +47,11 @@ def targets_met(m: dict) -> list[str]:
 
 def format_report(report: dict) -> str:
     """The evaluation as a table: the configured runtime first, then each baseline."""
-    rows = [(report["model_id"], report)] + list(report.get("baselines", {}).items())
+    rows = [(report["model_id"], report)]
+    if "model_only" in report:
+        # The same p_speak without the bot's rules (forcing by address, questions put to others).
+        rows.append(("  model alone (no rules)", report["model_only"]))
+    rows += list(report.get("baselines", {}).items())
     width = max(12, *(len(name) for name, _ in rows))
     header = f"{'runtime':<{width}} " + " ".join(f"{label:>7}" for _, label, _ in _COLUMNS)
     lines = [
@@ -70,13 +74,47 @@ def format_report(report: dict) -> str:
         f"{report['tokens_evaluated_per_decision']:.1f} (cached {report['tokens_cached_per_decision']:.1f})"
     )
     missed = targets_met(report)
-    lines.append("targets (F1 >= 0.8, FIR <= 5%, forced 100%): " + ("met" if not missed else "; ".join(missed)))
+    lines.append("targets (F1 >= 0.85, FIR <= 3%, forced 100%): " + ("met" if not missed else "; ".join(missed)))
     if "best_threshold" in report:
         lines.append(
             f"best threshold by F1: {report['best_threshold']:.3f} (F1 {report['best_f1']:.3f}); "
             f"sweep plot: {report['sweep_png']}"
         )
     return "\n".join(lines)
+
+
+def format_traffic(t: dict) -> str:
+    """The real-traffic check as a few lines: the unprompted rate and the speak rate by kind of line."""
+
+    def rate(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.1%}"
+
+    lines = [
+        f"real traffic: {t['data']}: {t['logs']} logs, {t['lines']} annotated lines, threshold {t['threshold']:.2f}"
+    ]
+    for key, label in (
+        ("put_to_another_person", "put to another person (gold silent)"),
+        ("nick_address", "  opening with a present nick"),
+        ("reply_link_only", "  answering another's line, no nick"),
+        ("no_gold", "other lines (no gold)"),
+    ):
+        g = t[key]
+        lines.append(
+            f"  {label:<38} {g['lines']:>5} lines  speaks {rate(g['speak_rate']):>6}"
+            f"  (model alone {rate(g['speak_rate_model_only'])})"
+        )
+    lines.append(f"unprompted rate on real traffic: {rate(t['unprompted_rate'])}")
+    return "\n".join(lines)
+
+
+def format_all(report: dict) -> str:
+    """Every data set's table, then the real-traffic lines."""
+    if "sets" not in report:
+        return format_report(report)
+    parts = [format_report(r) for r in report["sets"]]
+    if report.get("real_traffic"):
+        parts.append(format_traffic(report["real_traffic"]))
+    return "\n\n".join(parts)
 
 
 def write_sweep_png(results: Sequence[TurnResult], path: str | Path, *, threshold: float, best: float) -> None:

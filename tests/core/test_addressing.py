@@ -1,0 +1,78 @@
+"""Whom a message is put to: the assistant by name (forced) or another person in the room."""
+
+from __future__ import annotations
+
+import pytest
+
+from model_runtime.addressing import addressee, addresses_assistant, mentions_assistant
+
+NAMES = ["Priya", "jacob_", "Tom", "Sam", "Ann 4821", "kev|work"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "@assistant what is 12 times 12?",
+        "hey assistant, my kid asked why the sky is blue. simple explanation?",
+        "hey assistant my kid asked why the sky is blue",
+        "assistant, is a tomato a fruit",
+        "Assistant: how long do I boil an egg?",
+        "assistant can you settle this",
+        "assistant what's the capital of peru",
+        "ok assistant settle this for us",
+        "what's 7 times 8, assistant?",
+        "thanks assistant!",
+        "found it. Assistant, how long do I boil it?",
+    ],
+)
+def test_address_by_name_forces_a_reply(text: str) -> None:
+    assert addresses_assistant(text, "assistant")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my assistant at work booked the wrong room",
+        "the assistant manager said no",
+        "Assistant managers earn less than you'd think",
+        "so assistant managers earn less?",
+        "Assistant's answer was wrong yesterday",
+        "run `@assistant --help` to see",
+        "```\n@assistant ping\n```",
+        "what year did the berlin wall fall?",
+    ],
+)
+def test_talking_about_the_assistant_does_not(text: str) -> None:
+    assert not addresses_assistant(text, "assistant")
+
+
+def test_the_configured_name_is_the_one_that_counts() -> None:
+    assert addresses_assistant("hey chime, what's the time in tokyo", "chime")
+    assert not addresses_assistant("hey assistant, what's the time in tokyo", "chime")
+    assert mentions_assistant("@Chime hi", "chime") and not mentions_assistant("chime, hi", "chime")
+
+
+@pytest.mark.parametrize(
+    ("text", "who"),
+    [
+        ("Priya, when did the Titanic sink?", "Priya"),
+        ("jacob_: what do you mean?", "jacob_"),
+        ("@Tom can you add the numbers to the slides?", "Tom"),
+        ("tom can you add the numbers", "Tom"),
+        ("is that right, Sam?", "Sam"),
+        ("Ann 4821: did you book it?", "Ann 4821"),
+        ("kev|work: try `sudo apt update` first", "kev|work"),
+        ("when did the titanic sink?", None),
+        ("Tomorrow we go to the lake", None),
+        ("Sam said it was 5 km", None),
+        ("`Tom: x` is the format", None),
+        ("assistant, when did the titanic sink?", None),
+    ],
+)
+def test_a_question_put_to_another_person(text: str, who: str | None) -> None:
+    assert addressee(text, NAMES + ["assistant"], "assistant") == who
+
+
+def test_only_people_present_count() -> None:
+    assert addressee("Maria, when did the Titanic sink?", NAMES, "assistant") is None
+    assert addressee("Maria, when did the Titanic sink?", ["Maria"], "assistant") == "Maria"
