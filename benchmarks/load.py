@@ -54,6 +54,7 @@ from bot.service import ConversationService  # noqa: E402
 from bot.store import Store  # noqa: E402
 from chime.app import build_runtime, prepare_store  # noqa: E402
 
+log = logging.getLogger("load")
 PLATFORM = "load"
 PEOPLE = ["Alice", "Bob", "Carol", "Dan", "Erin", "Farid"]
 CHAT = [
@@ -156,19 +157,25 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 3)
 
 
-def forced_report(messages: list[Planned], arrived: dict, replies: list[tuple[str, float]]) -> dict:
-    """Forced questions asked, answered once, twice or more, lost; and the time to their reply."""
+def forced_report(messages: list[Planned], arrived: dict, replies: list[tuple[str, float]], ended: dict) -> dict:
+    """Forced questions asked, answered once, twice or more, pending or lost; and the time to their reply.
+
+    An unanswered question is pending while its message has no outcome (the next start
+    decides it: only a run cut short by --max-drain-s leaves any), lost once it has one.
+    """
     by_target: dict[str, list[float]] = {}
     for target, at in replies:
         by_target.setdefault(target, []).append(at)
     asked = [p.message_id for p in messages if p.forced]
     counts = Counter(len(by_target.get(mid, ())) for mid in asked)
+    unanswered = [mid for mid in asked if mid not in by_target]
     latency = [min(by_target[mid]) - arrived[mid] for mid in asked if mid in by_target]
     return {
         "asked": len(asked),
         "answered_once": counts[1],
         "answered_twice": sum(n for k, n in counts.items() if k >= 2),
-        "lost": counts[0],
+        "lost": sum(1 for mid in unanswered if ended.get(mid) is not None),
+        "pending": sum(1 for mid in unanswered if ended.get(mid) is None),
         "reply_latency_s": {
             "p50": percentile(latency, 0.5),
             "p95": percentile(latency, 0.95),
@@ -181,11 +188,13 @@ def forced_report(messages: list[Planned], arrived: dict, replies: list[tuple[st
 def store_report(store: Store, channels: list[ChannelRef]) -> dict:
     """People's messages stored in the run's channels, by outcome; decision rows recorded."""
     by_outcome: Counter[str] = Counter()
+    ended: dict[str, str | None] = {}
     decisions = 0
     for ref in channels:
         pk = store.channel(ref).pk
-        for _mid, outcome in store.message_outcomes(pk):
+        for mid, outcome in store.message_outcomes(pk):
             by_outcome[outcome or "none"] += 1
+            ended[mid] = outcome
         decisions += store.counts(pk)[1]
     own = by_outcome.pop(outcomes.OWN, 0)
     return {
@@ -194,6 +203,7 @@ def store_report(store: Store, channels: list[ChannelRef]) -> dict:
         "by_outcome": dict(sorted(by_outcome.items())),
         "without_outcome": by_outcome.get("none", 0),
         "decisions": decisions,
+        "ended": ended,
     }
 
 
@@ -233,7 +243,12 @@ async def run(args: argparse.Namespace, data_dir: Path) -> dict:
     start = time.monotonic()
     arrived, accepted = await send_all(service, messages, args.rate)
     sent_s = time.monotonic() - start
-    await service.drain()
+    # asyncio.wait, not wait_for: a timeout must not cancel the decisions that are running.
+    draining = asyncio.ensure_future(service.drain())
+    await asyncio.wait([draining], timeout=args.max_drain_s)
+    drained = draining.done()
+    if not drained:
+        log.warning("still deciding after --max-drain-s %s: the waiting messages are left undecided", args.max_drain_s)
     await service.finish()  # also waits for the "superseded" outcomes still being written
     total_s = time.monotonic() - start
 
@@ -256,14 +271,19 @@ async def run(args: argparse.Namespace, data_dir: Path) -> dict:
         },
         "messages": {"sent": len(messages), "accepted": accepted, "stored": stored["stored"]},
         "outcomes": {"by_outcome": stored["by_outcome"], "without_outcome": stored["without_outcome"]},
-        "forced": forced_report(messages, arrived, sender.replies),
+        "forced": forced_report(messages, arrived, sender.replies, stored["ended"]),
         "replies": {
             "sent": len(sender.replies),
             "stored": stored["replies_stored"],
             "to_unforced": sum(1 for mid, _ in sender.replies if mid not in forced_ids),
         },
         "decisions": {"count": stored["decisions"], "per_s": round(stored["decisions"] / total_s, 2)},
-        "duration_s": {"sending": round(sent_s, 1), "draining": round(total_s - sent_s, 1), "total": round(total_s, 1)},
+        "duration_s": {
+            "sending": round(sent_s, 1),
+            "draining": round(total_s - sent_s, 1),
+            "total": round(total_s, 1),
+            "drained": drained,
+        },
         "rss_mb": {
             "bot_peak": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "worker_peak": peak_rss_mb(worker_pid),
@@ -290,6 +310,7 @@ def main() -> None:
     ap.add_argument("--store-url", help="a store URL (e.g. PostgreSQL) instead of SQLite in a temporary data dir")
     ap.add_argument("--runtime", choices=["default", "rules"], default="default", help="rules: no model")
     ap.add_argument("--threads", type=int, help="runtime.n_threads for the model (default: as chime run, every core)")
+    ap.add_argument("--max-drain-s", type=float, help="stop deciding this long after the last message (default: never)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--log-level", default="WARNING", help="the bot's log level (logged to stderr)")
     args = ap.parse_args()
