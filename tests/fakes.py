@@ -28,7 +28,8 @@ class ScriptedRuntime(Runtime):
     """A runtime whose p_speak comes from a function of the window; it records every call.
 
     ``delay_s`` makes each decision take that long (to test bursts and shutdown);
-    ``fail_on`` raises inside the decision when the last human turn contains that text.
+    ``fail_on`` raises inside the decision when the last human turn contains that text;
+    ``reply`` may be a function of the window (to tell which message a reply was written for).
     """
 
     name = "scripted"
@@ -37,7 +38,7 @@ class ScriptedRuntime(Runtime):
         self,
         p_speak: Callable[[Sequence[Turn]], float] | float = 0.1,
         *,
-        reply: str = "scripted reply",
+        reply: str | Callable[[Sequence[Turn]], str] = "scripted reply",
         delay_s: float = 0.0,
         fail_on: str | None = None,
     ) -> None:
@@ -62,7 +63,7 @@ class ScriptedRuntime(Runtime):
         return Decision(
             p_speak=p,
             speak=speak,
-            text=self.reply if speak else None,
+            text=(self.reply(window) if callable(self.reply) else self.reply) if speak else None,
             forced=force,
             threshold=threshold,
             timings=Timings(total_ms=self.delay_s * 1000),
