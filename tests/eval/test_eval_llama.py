@@ -34,8 +34,9 @@ def test_replay_reuses_the_channel_cache() -> None:
     assert len({round(r.p_speak, 6) for r in rep.results}) > 1
     # Each window extends the last one, so most of every later prompt comes from the cache.
     assert rep.tokens_cached > rep.tokens_evaluated
+    # "@assistant ...", "assistant, ..." and "hey assistant ..." address it: each is asked with force.
     forced = [r.complied for r in rep.results if r.complied is not None]
-    assert len(forced) == 1
+    assert len(forced) == 3
 
 
 def test_cli_with_bundled_model_and_prompted_baseline(
@@ -49,7 +50,7 @@ def test_cli_with_bundled_model_and_prompted_baseline(
     argv = [str(small_data), "--config", str(cfg), "--json", "--baselines", "prompted", "--sweep", str(png)]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["runtime"] == "llama_cpp" and report["turns"] == 7 and report["forced_turns"] == 1
+    assert report["runtime"] == "llama_cpp" and report["turns"] == 7 and report["forced_turns"] == 3
     assert report["forced_compliance"] in (0.0, 1.0)
     assert 0.0 <= report["best_threshold"] <= 1.0 and png.stat().st_size > 0
     prompted = report["baselines"]["prompted"]
