@@ -138,7 +138,7 @@ def test_db_commands(tmp_path: Path) -> None:
     r = chime("db", "downgrade", "base", "--data-dir", str(tmp_path))
     assert r.returncode == 0 and "store at revision base" in r.stdout
     r = chime("db", "current", "--data-dir", str(tmp_path))
-    assert r.returncode == 0 and "current base, head 0001" in r.stdout
+    assert r.returncode == 0 and "current base, head 0004" in r.stdout
 
 
 def test_replay_prints_each_human_turn_with_its_decision(tmp_path: Path) -> None:
