@@ -61,9 +61,10 @@ async def test_the_log_goes_to_the_data_dir_with_one_info_line_per_decision(
     assert proc.returncode == 0, err
     info = [line for line in log.read_text().splitlines() if " INFO " in line]
     per_decision = [line for line in info if "decision channel=matrix:" in line]
-    others = [line for line in info if line not in per_decision]
+    # Migrations log one line per revision on a new store, once: start-up, not events.
+    others = [line for line in info if line not in per_decision and "alembic.runtime.migration" not in line]
     assert len(per_decision) == said
-    # The rest is start-up and shutdown (migrations, login, the join): fewer lines than the room had events.
+    # The rest is start-up and shutdown (login, the join): fewer lines than the room had events.
     assert len(others) < said, "\n".join(others)
     assert not any("handling event" in line for line in log.read_text().splitlines())
     # Without the console chat, the terminal gets the log too.
