@@ -75,9 +75,10 @@ def test_the_default_runtime_still_meets_the_targets_on_dev() -> None:
     finally:
         runtime.close()
     assert "default_adapter" in m["model_id"] and runtime.base_threshold == pytest.approx(0.399)
-    # eval_dev.json measured the model alone (before the service's addressing rules existed).
+    # The targets hold for what the bot does: the model's p_speak plus the service's addressing rules.
+    assert m["f1"] >= 0.8 and m["false_interruption_rate"] <= 0.05 and m["forced_compliance"] == 1.0
+    # eval_dev.json measured the model alone (before the rules existed): its F1 is reproduced.
     model = m["model_only"]
-    assert model["f1"] >= 0.8 and model["false_interruption_rate"] <= 0.05 and m["forced_compliance"] == 1.0
     shipped = json.loads((ADAPTER / "eval_dev.json").read_text())
     # Greedy and deterministic: only llama.cpp's thread count can move a p_speak a little.
     assert abs(model["f1"] - shipped["f1"]) <= 0.01
