@@ -15,6 +15,8 @@ from bot.domain import utcnow
 from bot.store.models import Channel, DecisionRecord, ForgottenMessage, Message
 
 log = logging.getLogger(__name__)
+# The SQLite memory index (migration 0007), rewritten after deletions.
+MEMORY_FTS = "memory_messages_fts"
 T = TypeVar("T")
 
 
@@ -122,14 +124,19 @@ class ForgettingMixin:
         return self._run("is_known", fn)
 
     def checkpoint(self) -> None:
-        """On SQLite, move the write-ahead log into the database and empty it, so deleted text is not left there."""
+        """On SQLite, rewrite the memory index and empty the write-ahead log, so deleted text is not left in either."""
         if self.engine.url.get_backend_name() != "sqlite":
             return
         try:
             with self.engine.connect() as conn:
+                # FTS5 records a deletion as a marker beside the old entry: merging every
+                # segment into one drops both (the freed pages are zeroed: secure_delete).
+                if conn.exec_driver_sql(f"SELECT 1 FROM sqlite_master WHERE name = '{MEMORY_FTS}'").first():
+                    conn.exec_driver_sql(f"INSERT INTO {MEMORY_FTS}({MEMORY_FTS}) VALUES ('optimize')")
+                    conn.commit()
                 busy, _, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
         except Exception as e:  # the deletion itself is committed; the log empties at the next checkpoint
-            log.warning("store: WAL checkpoint after a deletion failed: %s", e)
+            log.warning("store: index rewrite or WAL checkpoint after a deletion failed: %s", e)
             return
         if busy:
             log.warning("store: WAL checkpoint after a deletion was blocked by a reader; it is retried at the next one")

@@ -1,0 +1,96 @@
+"""The two full-text backends behind memory: SQLite FTS5 and PostgreSQL tsvector, restricted to one channel.
+
+Each answers three questions about a channel's indexed messages: which best match any of
+some terms (the candidates), how many contain each term (document frequencies), and
+which of given messages contain each term. Every query names the channel, so nothing
+from another channel (or a DM) can come back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Connection
+
+FTS = "memory_messages_fts"
+
+
+class SQLiteIndex:
+    """FTS5 with BM25 ranking (the ``memory_messages_fts`` table that migration 0007 creates)."""
+
+    _CANDIDATES = text(
+        f"SELECT m.id FROM {FTS} JOIN messages m ON m.id = {FTS}.rowid "
+        f"WHERE {FTS} MATCH :q AND m.channel_pk = :c AND m.from_assistant = 0 "
+        # The author's name counts half as much as the text.
+        f"ORDER BY bm25({FTS}, 1.0, 0.5) LIMIT :n"
+    )
+    _DF = text(
+        f"SELECT count(*) FROM {FTS} JOIN messages m ON m.id = {FTS}.rowid "
+        f"WHERE {FTS} MATCH :q AND m.channel_pk = :c AND m.from_assistant = 0"
+    )
+    _HAS = text(f"SELECT rowid FROM {FTS} WHERE {FTS} MATCH :q AND rowid IN :ids").bindparams(
+        bindparam("ids", expanding=True)
+    )
+
+    @staticmethod
+    def _match(terms: Sequence[str]) -> str:
+        # Terms are runs of letters and digits (bot/memory/terms.py); quoting makes each a plain word.
+        return " OR ".join(f'"{t}"' for t in terms)
+
+    def candidates(self, conn: Connection, channel_pk: int, terms: Sequence[str], limit: int) -> list[int]:
+        """The channel's messages that best match any term, best first."""
+        rows = conn.execute(self._CANDIDATES, {"q": self._match(terms), "c": channel_pk, "n": limit})
+        return [r[0] for r in rows]
+
+    def doc_freq(self, conn: Connection, channel_pk: int, term: str) -> int:
+        """How many of the channel's indexed messages contain ``term``."""
+        return int(conn.execute(self._DF, {"q": self._match([term]), "c": channel_pk}).scalar() or 0)
+
+    def having(self, conn: Connection, term: str, pks: Sequence[int]) -> set[int]:
+        """Which of the messages ``pks`` contain ``term``."""
+        return {r[0] for r in conn.execute(self._HAS, {"q": self._match([term]), "ids": list(pks)})}
+
+
+class PostgresIndex:
+    """The generated ``messages.search_vector`` column and its GIN index (migration 0007)."""
+
+    _CANDIDATES = text(
+        "SELECT id FROM messages WHERE channel_pk = :c AND NOT from_assistant "
+        "AND search_vector @@ to_tsquery('english', :q) "
+        "ORDER BY ts_rank_cd(search_vector, to_tsquery('english', :q), 1) DESC, id DESC LIMIT :n"
+    )
+    _DF = text(
+        "SELECT count(*) FROM messages WHERE channel_pk = :c AND NOT from_assistant "
+        "AND search_vector @@ to_tsquery('english', :q)"
+    )
+    _HAS = text("SELECT id FROM messages WHERE id IN :ids AND search_vector @@ to_tsquery('english', :q)").bindparams(
+        bindparam("ids", expanding=True)
+    )
+
+    @staticmethod
+    def _match(terms: Sequence[str]) -> str:
+        # Terms hold no tsquery operator (letters and digits only).
+        return " | ".join(terms)
+
+    def candidates(self, conn: Connection, channel_pk: int, terms: Sequence[str], limit: int) -> list[int]:
+        """The channel's messages that best match any term, best first."""
+        rows = conn.execute(self._CANDIDATES, {"q": self._match(terms), "c": channel_pk, "n": limit})
+        return [r[0] for r in rows]
+
+    def doc_freq(self, conn: Connection, channel_pk: int, term: str) -> int:
+        """How many of the channel's indexed messages contain ``term``."""
+        return int(conn.execute(self._DF, {"q": term, "c": channel_pk}).scalar() or 0)
+
+    def having(self, conn: Connection, term: str, pks: Sequence[int]) -> set[int]:
+        """Which of the messages ``pks`` contain ``term``."""
+        return {r[0] for r in conn.execute(self._HAS, {"q": term, "ids": list(pks)})}
+
+
+def index_for(dialect: str) -> SQLiteIndex | PostgresIndex:
+    """The backend for a SQLAlchemy dialect name."""
+    if dialect == "sqlite":
+        return SQLiteIndex()
+    if dialect == "postgresql":
+        return PostgresIndex()
+    raise ValueError(f"memory: no full-text index for database {dialect!r} (use SQLite or PostgreSQL)")
