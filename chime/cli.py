@@ -85,8 +85,12 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Export a channel's history as seed-format JSONL (or, with --gguf/--merge, a trained adapter)."""
-    from bot.export import to_conversations, write_jsonl
+    """Export a channel's history as seed-format JSONL (or, with --gguf/--merge, a trained adapter).
+
+    With --labels, only the conversations the room labelled, each falsely interrupting
+    reply turned into a silent turn.
+    """
+    from bot.export import labelled_conversations, to_conversations, write_jsonl
     from bot.store import Store
 
     if args.out is None:
@@ -97,13 +101,18 @@ def cmd_export(args: argparse.Namespace) -> int:
         channel = store.find_channel(args.target)
         if channel is None:
             raise ConfigError(f"export: no channel {args.target!r} in the store (use platform:channel_id)")
-        conversations = to_conversations(store.all_messages(channel.pk))
+        messages = store.all_messages(channel.pk)
+        labelled = store.labelled_messages(channel.pk) if args.labels else set()
     finally:
         store.close()
+    conversations = labelled_conversations(messages, labelled) if args.labels else to_conversations(messages)
     write_jsonl(conversations, Path(args.out))
     turns = sum(len(c) for c in conversations)
+    what = "labelled conversations" if args.labels else "conversations"
+    note = f"; {len(labelled)} false interruptions as silent turns" if args.labels else ""
     print(
-        f"wrote {len(conversations)} conversations ({turns} messages) from {channel.platform}:{channel.channel_id} to {args.out}"
+        f"wrote {len(conversations)} {what} ({turns} messages{note}) "
+        f"from {channel.platform}:{channel.channel_id} to {args.out}"
     )
     return 0
 
@@ -163,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="export a channel as seed-format JSONL, or an adapter as GGUF")
     ex.add_argument("target", help="platform:channel_id (or an adapter directory with --gguf/--merge)")
     ex.add_argument("--out", type=Path)
+    ex.add_argument(
+        "--labels", action="store_true", help="only labelled conversations; a false interruption becomes silence"
+    )
     common(ex)
     rp = sub.add_parser("replay", help="decide on every human turn of a seed-format file")
     rp.add_argument("file", type=Path)

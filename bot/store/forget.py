@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bot.domain import utcnow
+from bot.store.feedback import delete_labels_carried_by, delete_labels_from
 from bot.store.models import Channel, DecisionRecord, ForgottenMessage, Message
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,13 @@ class ForgettingMixin:
     _run: Callable[..., Any]
 
     def delete_message(self, platform: str, message_id: str) -> bool:
-        """Delete a message for real and tombstone its id (even if it is not stored yet); False when unknown."""
+        """Delete a message for real and tombstone its id (even if it is not stored yet); False when unknown.
+
+        A deleted reaction (a Matrix redaction names only the event) takes the label it carried with it.
+        """
 
         def fn(s: Session) -> bool:
+            delete_labels_carried_by(s, platform, message_id)
             deleted = _delete_messages(s, (Message.platform == platform) & (Message.platform_message_id == message_id))
             if not deleted and not is_forgotten(s, platform, message_id):
                 # A deletion can come before the message (a read-back in another order): keep it out.
@@ -74,9 +79,10 @@ class ForgettingMixin:
         return n
 
     def forget_author(self, platform: str, author_id: str) -> int:
-        """Delete every message a person wrote on a platform, and the decisions on them."""
+        """Delete every message a person wrote on a platform, the decisions on them, and the labels they gave."""
 
         def fn(s: Session) -> int:
+            delete_labels_from(s, platform, author_id)
             ids = select(Message.id).where(Message.platform == platform, Message.author_id == author_id)
             s.execute(delete(DecisionRecord).where(DecisionRecord.message_pk.in_(ids)))
             return _delete_messages(s, (Message.platform == platform) & (Message.author_id == author_id))

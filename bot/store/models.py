@@ -140,6 +140,27 @@ class DecisionRecord(Base):
     outcome: Mapped[str] = mapped_column(NulFreeString(32), default="silent")
 
 
+class DecisionLabel(Base):
+    """A judgement on one decision from someone in the room, such as a false interruption (a 👎 on an unasked reply)."""
+
+    __tablename__ = "decision_labels"
+    # One label of a kind per person and decision: the same reaction twice counts once.
+    __table_args__ = (
+        UniqueConstraint("decision_pk", "author_id", "kind", name="uq_decision_labels_decision_author_kind"),
+        Index("ix_decision_labels_author", "platform", "author_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    decision_pk: Mapped[int] = mapped_column(ForeignKey("decisions.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    platform: Mapped[str] = mapped_column(NulFreeString(32))
+    # Who gave it (a platform user id): forget-me deletes their labels too.
+    author_id: Mapped[str] = mapped_column(NulFreeString(255))
+    # The platform id of what carried it (a Matrix reaction event), so that its redaction removes the label.
+    source_id: Mapped[str | None] = mapped_column(NulFreeString(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class ForgottenMessage(Base):
     """A tombstone: a deleted message's platform id (no content), so it is never stored again."""
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import outcomes
 from bot.domain import ChannelRef, IncomingMessage, utcnow
+from bot.store.feedback import FeedbackMixin
 from bot.store.forget import ForgettingMixin, is_forgotten
 from bot.store.models import Channel, DecisionRecord, Message, PlatformState
 from bot.store.pending import OutcomesMixin
@@ -58,6 +59,8 @@ class StoredMessage:
     from_assistant: bool
     # How it ended (bot/outcomes.py); None while a decision is owed.
     outcome: str | None = None
+    # The platform id of the message it replies to (for the bot's replies: the message answered).
+    reply_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,7 @@ def with_retries(what: str, fn: Callable[[], T], retries: int = 3, delay_s: floa
     raise AssertionError("unreachable")
 
 
-class Store(ForgettingMixin, OutcomesMixin):
+class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin):
     """Synchronous data access; the core calls it from one worker thread, in arrival order."""
 
     def __init__(self, url: str, *, retries: int = 3, retry_delay_s: float = 0.5) -> None:
@@ -468,4 +471,5 @@ def _stored(row: Message) -> StoredMessage:
         is_bot=row.is_bot,
         from_assistant=row.from_assistant,
         outcome=row.outcome,
+        reply_to=row.reply_to,
     )
