@@ -1,3 +1,3 @@
-from chime.cli import main
+from chime.launch import main
 
 raise SystemExit(main())

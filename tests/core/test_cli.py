@@ -186,6 +186,31 @@ def test_a_signal_stops_the_bot_cleanly(tmp_path: Path, signame: str) -> None:
     assert err == "" and "Traceback" not in log.read_text() and "ERROR" not in log.read_text()
 
 
+@pytest.mark.parametrize("delay", [0.2, 0.4, 0.7, 1.0, 1.5])
+def test_ctrl_c_while_the_program_loads_ends_it_without_a_traceback(tmp_path: Path, delay: float) -> None:
+    import signal
+    import time
+
+    # The model and the libraries take a second or more to load; Ctrl-C in that time is
+    # a user changing their mind, not an error.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chime", "run", "--data-dir", str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    if "init_import_site" in err:  # the interpreter's own start-up, before any chime code ran
+        return
+    assert "Traceback" not in err, err
+    # 130 once Python runs our code; killed by the signal (-2) if it arrived before that.
+    assert proc.returncode in (130, 0, -signal.SIGINT), (proc.returncode, err)
+
+
 def _rows(db: Path, sql: str) -> list[tuple]:
     import sqlite3
 
