@@ -46,6 +46,9 @@ class LlamaCppOptions(_Options):
     # Run the model in a worker process, so that a native crash (a segfault or an abort in
     # llama.cpp, an out-of-memory kill) restarts the worker instead of ending the bot.
     isolate: bool = True
+    # A call the worker has not answered after this many seconds kills and restarts it
+    # (a hang in native code); the turn stays silent, a forced one gets the apology.
+    worker_timeout_s: float = Field(120.0, gt=0)
 
 
 class TransformersOptions(_Options):

@@ -50,6 +50,10 @@ class WorkerDied(Exception):
     """The worker process ended (or could not start); says how."""
 
 
+class WorkerHung(WorkerDied):
+    """The worker did not answer a call in time and was killed."""
+
+
 class WorkerUnavailable(RuntimeError_):
     """A call failed because the worker died, also on the retry, or is waiting out its backoff."""
 
@@ -76,7 +80,7 @@ class _Worker:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "model_runtime.worker_child", str(theirs.fileno())],
+                [sys.executable, "-m", "model_runtime.worker_child", str(theirs.fileno()), str(os.getpid())],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -112,11 +116,17 @@ class _Worker:
                 self.output.append(line)
                 output_log.info("worker %d: %s", self.proc.pid, line)
 
-    def request(self, message: tuple) -> Any:
-        """Send one request and return its result (or raise the worker's exception, or WorkerDied)."""
+    def request(self, message: tuple, timeout_s: float | None = None) -> Any:
+        """Send one request and return its result (or raise the worker's exception, or WorkerDied).
+
+        With ``timeout_s``, a worker that sends nothing for that long is killed (WorkerHung):
+        a native deadlock or a runaway generation must not hold every channel forever.
+        """
         try:
             self.conn.send(message)
             while True:
+                if timeout_s is not None and not self.conn.poll(timeout_s):
+                    raise self._hung(message, timeout_s)
                 reply = self.conn.recv()
                 if reply[0] == "log":
                     _, level, name, text = reply
@@ -145,6 +155,14 @@ class _Worker:
             + (f"; last output: {last}" if last else "")
         )
 
+    def _hung(self, message: tuple, timeout_s: float) -> WorkerHung:
+        self.proc.kill()
+        self.proc.wait()
+        self._reader.join(timeout=2)
+        self.conn.close()
+        what = message[1] if message[0] == "call" else message[0]
+        return WorkerHung(f"model worker (pid {self.proc.pid}) did not answer {what} within {timeout_s:g} s: killed")
+
     @property
     def lived_s(self) -> float:
         """Seconds since it was started."""
@@ -170,7 +188,9 @@ class ProcessRuntime(Runtime):
 
     A dead worker is restarted after a backoff (``backoff_s`` doubling to
     ``max_backoff_s``, reset once a worker lived ``healthy_s``); a call waits for a
-    restart at most ``max_wait_s``, else fails at once. A forced ``decide`` that fails
+    restart at most ``max_wait_s``, else fails at once. A call that gets no answer within
+    ``call_timeout_s`` kills the worker and is not retried (the same input would likely
+    hang again). A forced ``decide`` that fails
     because the worker died returns a reply-less decision to speak, which the service
     answers with its short fallback; an unforced one raises (the turn stays silent).
     """
@@ -185,9 +205,11 @@ class ProcessRuntime(Runtime):
         max_backoff_s: float = 30.0,
         healthy_s: float = 60.0,
         max_wait_s: float = 5.0,
+        call_timeout_s: float | None = 120.0,
     ) -> None:
         super().__init__(assistant_name)
         self.spec = spec
+        self.call_timeout_s = call_timeout_s
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
         self.healthy_s, self.max_wait_s = healthy_s, max_wait_s
         self._counter = count_tokens
@@ -263,10 +285,10 @@ class ProcessRuntime(Runtime):
                 try:
                     worker = self._running_worker()
                     self._send_forgets(worker)
-                    return worker.request(("call", method, args, kwargs))
+                    return worker.request(("call", method, args, kwargs), self.call_timeout_s)
                 except WorkerDied as died:
                     delay = self._bury()
-                    retry = attempt == 1 and delay <= self.max_wait_s
+                    retry = attempt == 1 and delay <= self.max_wait_s and not isinstance(died, WorkerHung)
                     then = "retrying the call on a new worker" if retry else "the call fails; a new worker starts"
                     log.error("%s; %s in %.1f s", died, then, delay)
                     if not retry:
@@ -277,7 +299,7 @@ class ProcessRuntime(Runtime):
         with self._forgets_lock:
             channels, self._pending_forgets = self._pending_forgets, set()
         for channel in sorted(channels):
-            worker.request(("call", "forget", (channel,), {}))
+            worker.request(("call", "forget", (channel,), {}), self.call_timeout_s)
 
     def _running_worker(self) -> _Worker:
         if self._worker is not None:
@@ -330,7 +352,12 @@ def create_isolated_runtime(options: RuntimeOptions, assistant_name: str = DEFAU
         counter = VocabCounter(resolve_model_path(options))
     spec = WorkerSpec("model_runtime:create_runtime", (options, assistant_name))
     try:
-        return ProcessRuntime(spec, assistant_name=assistant_name, count_tokens=counter)
+        return ProcessRuntime(
+            spec,
+            assistant_name=assistant_name,
+            count_tokens=counter,
+            call_timeout_s=getattr(options, "worker_timeout_s", None),
+        )
     except BaseException:
         if counter is not None:
             counter.close()

@@ -1,7 +1,7 @@
 """The model worker process: builds a backend and serves method calls from ProcessRuntime.
 
-Started by ``model_runtime.worker`` as ``python -m model_runtime.worker_child FD``, where
-FD is its end of a socket pair. Messages are pickled tuples:
+Started by ``model_runtime.worker`` as ``python -m model_runtime.worker_child FD PARENT_PID``,
+where FD is its end of a socket pair. Messages are pickled tuples:
 
     parent -> child  ("start", spec, sys_path, log_level)    once, first
                      ("call", method, args, kwargs)          any number
@@ -11,12 +11,14 @@ FD is its end of a socket pair. Messages are pickled tuples:
 
 stdout and stderr (native library output included) go to a pipe the parent logs from,
 never to the terminal. The child ignores SIGINT and SIGTERM (Ctrl-C or a service
-manager's stop is for the parent, which then closes the worker itself) and exits when the
-parent's end of the socket closes, so it never outlives the bot.
+manager's stop is for the parent, which then closes the worker itself). It exits when the
+parent's end of the socket closes, and on Linux the kernel kills it when the parent dies,
+so a ``kill -9`` of the bot does not leave it running a long call to its end.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import logging
 import os
@@ -114,8 +116,27 @@ def serve(link: _Link, runtime: Any) -> None:
             link.reply("ok", result)
 
 
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Have the kernel kill this process when its parent dies (Linux); exit now if it already has."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):  # no prctl: the closed socket still ends the worker
+            pass
+    # The parent may have died before the request took effect.
+    if parent_pid and os.getppid() != parent_pid:
+        os._exit(1)
+
+
 def main(argv: list[str]) -> int:
     """Start: read the spec, build the runtime, serve."""
+    # Linux sends the signal when the *thread* that started us ends. The parent starts
+    # workers from its main thread or from the runtime's worker thread, which both live
+    # as long as the runtime; if one ended early, the next call would restart the worker.
+    die_with_parent(int(argv[2]) if len(argv) > 2 else 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     link = _Link(int(argv[1]))

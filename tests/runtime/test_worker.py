@@ -156,6 +156,72 @@ def test_a_worker_dying_on_every_call_gives_up_after_one_retry(how: str) -> None
         rt.close()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead too: it only waits to be reaped by its parent.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ", 1)[1].startswith("Z"))
+
+
+def test_a_hung_worker_is_killed_after_the_timeout_and_the_next_call_gets_a_new_one(tmp_path: Path) -> None:
+    rt = fake("hang", once=tmp_path / "hung", call_timeout_s=1.0)
+    try:
+        hung = rt.pid
+        started = time.monotonic()
+        # A hang is not retried: the same input would most likely hang the new worker too.
+        with pytest.raises(WorkerUnavailable, match=r"did not answer decide within 1 s: killed"):
+            rt.decide("c", [Turn("user", "hi", "Ann")], False, 0.5)
+        assert time.monotonic() - started < 10
+        assert rt.deaths == 1 and not _alive(hung)
+        got = rt.decide("c", [Turn("user", "@assistant hi", "Ann")], True, 0.5)
+        assert got.text == f"answer 1 from pid {rt.pid}" and rt.pid != hung and rt.starts == 2
+    finally:
+        rt.close()
+
+
+def test_a_forced_turn_on_a_hung_worker_gets_the_fallback() -> None:
+    rt = fake("hang", call_timeout_s=0.5)
+    try:
+        got = rt.decide("c", [Turn("user", "@assistant hi", "Ann")], True, 0.5)
+        assert got.speak and got.forced and got.text is None  # the service sends its short apology
+    finally:
+        rt.close()
+
+
+def test_the_worker_dies_with_a_killed_bot(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # A bot process whose worker is busy in a long call when the bot is killed with -9.
+    script = tmp_path / "bot.py"
+    script.write_text(
+        "import sys\n"
+        "from model_runtime.worker import ProcessRuntime, WorkerSpec\n"
+        "from model_runtime.protocol import Turn\n"
+        "rt = ProcessRuntime(WorkerSpec('tests.runtime.worker_fakes:crashing', ('hang', None)))\n"
+        "print(rt.pid, flush=True)\n"
+        "rt.decide('c', [Turn('user', 'hi', 'Ann')], False, 0.5)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    bot = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=root)
+    try:
+        worker = int(bot.stdout.readline())
+        time.sleep(0.5)  # the worker is now inside the hanging call
+        assert _alive(worker)
+        bot.kill()
+        bot.wait()
+        deadline = time.monotonic() + 10
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(worker)
+    finally:
+        bot.kill()
+        bot.wait()
+
+
 def test_a_crash_loop_fails_fast_while_the_backoff_runs() -> None:
     rt = fake("exit", backoff_s=30.0, max_backoff_s=30.0, max_wait_s=1.0)
     try:

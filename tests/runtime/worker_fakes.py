@@ -6,6 +6,7 @@ import os
 import resource
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +24,8 @@ def crash(how: str) -> None:
         os.kill(os.getpid(), signal.SIGSEGV)
     elif how == "kill":
         os.kill(os.getpid(), signal.SIGKILL)  # what the out-of-memory killer sends
+    elif how == "hang":
+        time.sleep(3600)  # a deadlock in native code looks like this from outside
     os._exit(3)
 
 
