@@ -121,8 +121,29 @@ class DiscordConfig(_Section):
     # Pass other bots' messages to the core (stored and shown to the model; whether they
     # trigger decisions is conversation.ignore_bots). The bot's own messages never pass.
     read_other_bots: bool = True
+    # Sharding, for bots in many guilds: Discord routes a guild to shard (guild_id >> 22) % shard_count.
+    # None: one connection (no sharding). With shard_count, this process runs the shards in
+    # shard_ids (None: all of them); several processes, each with its own shard_ids, share
+    # one PostgreSQL store. Direct messages arrive on shard 0.
+    shard_count: int | None = Field(None, ge=1, le=65536)
+    shard_ids: list[int] | None = None
     # Only for tests against a local fake Discord: the REST API base, e.g. http://127.0.0.1:8080/api/v10.
     api_base_url: str | None = None
+
+    @model_validator(mode="after")
+    def _shards(self) -> DiscordConfig:
+        if self.shard_ids is None:
+            return self
+        if self.shard_count is None:
+            raise ValueError("shard_ids needs shard_count (how many shards the bot has in all)")
+        if not self.shard_ids:
+            raise ValueError("shard_ids: give at least one shard id, or null for all shards")
+        wrong = [i for i in self.shard_ids if not 0 <= i < self.shard_count]
+        if wrong:
+            raise ValueError(f"shard_ids: {wrong} not in 0..{self.shard_count - 1} (shard_count is {self.shard_count})")
+        if len(set(self.shard_ids)) != len(self.shard_ids):
+            raise ValueError(f"shard_ids: {self.shard_ids} lists a shard twice")
+        return self
 
 
 class MatrixConfig(_Section):

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
+
+# Whether this process serves a server (a Discord guild; None: channels without one, such as
+# direct messages). Several processes sharing one store each serve their own servers.
+ServerFilter = Callable[[str | None], bool]
 
 
 def utcnow() -> datetime:
@@ -19,6 +24,8 @@ class ChannelRef:
     platform: str
     channel_id: str
     name: str = ""
+    # The server (Discord guild) it belongs to; None for direct messages and platforms without servers.
+    server: str | None = None
 
     @property
     def key(self) -> str:

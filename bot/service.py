@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from bot import outcomes
 from bot.config import Config
-from bot.domain import ChannelRef, CommandContext, IncomingMessage, ReplySender, utcnow
+from bot.domain import ChannelRef, CommandContext, IncomingMessage, ReplySender, ServerFilter, utcnow
 from bot.scheduler import ChannelScheduler, Job
 from bot.store import ChannelSettings, DecisionRow, Store, StoreError
 from bot.window import WindowPlanner
@@ -209,10 +209,14 @@ class ConversationService:
         self._bookkeeping.add(task)
         task.add_done_callback(self._bookkeeping.discard)
 
-    async def resume_pending(self, platform: str | None = None) -> int:
-        """Decide the stored messages that never reached an outcome (call once the platform can reply)."""
+    async def resume_pending(self, platform: str | None = None, servers: ServerFilter | None = None) -> int:
+        """Decide the stored messages that never reached an outcome (call once the platform can reply).
+
+        ``servers``: only those of the servers this process serves (other processes, e.g.
+        other Discord shards on the same store, decide theirs).
+        """
         try:
-            pending = await self.db(self.store.pending_messages, platform)
+            pending = await self.db(self.store.pending_messages, platform, servers=servers)
         except StoreError as e:
             log.error("messages left undecided by the last run not read: %s", e)
             return 0
@@ -231,10 +235,10 @@ class ConversationService:
         """Whether a message was stored or deleted before (a read-back stops at the first known one)."""
         return await self.db(self.store.is_known, platform, message_id)
 
-    async def last_message_ids(self, platform: str) -> dict[str, str]:
-        """Each channel of ``platform`` with the id of its newest stored message (where a read-back starts)."""
+    async def last_message_ids(self, platform: str, servers: ServerFilter | None = None) -> dict[str, str]:
+        """Each channel of ``platform`` (in ``servers``) with the id of its newest stored message (where a read-back starts)."""
         try:
-            return await self.db(self.store.last_message_ids, platform)
+            return await self.db(self.store.last_message_ids, platform, servers=servers)
         except StoreError as e:
             log.error("%s: nothing read back, the store is unavailable: %s", platform, e)
             return {}

@@ -23,7 +23,7 @@ from adapters.discord.convert import mentions_outside_code, render_text
 from adapters.discord.names import NameRegistry
 from adapters.discord.sender import DiscordSender, messages_after
 from bot.config import DiscordConfig, secret_from_env
-from bot.domain import ChannelRef, CommandContext, IncomingMessage
+from bot.domain import ChannelRef, CommandContext, IncomingMessage, ServerFilter
 from bot.service import ConversationService
 
 log = logging.getLogger(__name__)
@@ -68,26 +68,29 @@ def channel_ref(channel: discord.abc.Messageable | discord.abc.GuildChannel) -> 
         name = f"{guild.name} #{channel.parent.name} > {channel.name}"
     else:
         name = f"{guild.name} #{getattr(channel, 'name', None) or channel.id}" if guild else str(channel.id)
-    return ChannelRef(PLATFORM, str(channel.id), name[:200])
+    return ChannelRef(PLATFORM, str(channel.id), name[:200], str(guild.id) if guild else None)
 
 
-class _Client(discord.Client):
-    """discord.py's client whose events go to the adapter."""
+class _Events:
+    """The events chime handles, shared by the plain and the sharded client."""
 
-    def __init__(self, adapter: DiscordAdapter) -> None:
-        # chime never joins voice: skip discord.py's warnings about missing voice libraries.
-        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
-        super().__init__(intents=intents(), allowed_mentions=NO_PINGS)
+    adapter: DiscordAdapter
+    tree: app_commands.CommandTree
+
+    def _set_up(self, adapter: DiscordAdapter) -> None:
         self.adapter = adapter
-        self.tree = app_commands.CommandTree(self)
+        self.tree = app_commands.CommandTree(self)  # type: ignore[arg-type]
         self.tree.add_command(build_group(adapter.run_command))
 
     async def setup_hook(self) -> None:
         await self.adapter.sync_commands(self.tree)
 
     async def on_ready(self) -> None:
-        log.info("discord: connected as %s (%s) in %d guilds", self.user, self.user.id, len(self.guilds))
-        await self.adapter.catch_up()
+        client = self.adapter.client
+        assert client is not None and client.user is not None
+        log.info("discord: connected as %s (%s) in %d guilds", client.user, client.user.id, len(client.guilds))
+        if not isinstance(client, discord.AutoShardedClient):
+            await self.adapter.catch_up()
 
     async def on_resumed(self) -> None:
         log.info("discord: gateway session resumed")
@@ -105,6 +108,39 @@ class _Client(discord.Client):
         await self.adapter.on_delete(payload.channel_id, sorted(payload.message_ids))
 
 
+class _Client(_Events, discord.Client):
+    """discord.py's client (one connection) whose events go to the adapter."""
+
+    def __init__(self, adapter: DiscordAdapter) -> None:
+        # chime never joins voice: skip discord.py's warnings about missing voice libraries.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+        super().__init__(intents=intents(), allowed_mentions=NO_PINGS)
+        self._set_up(adapter)
+
+
+class _ShardedClient(_Events, discord.AutoShardedClient):
+    """discord.py's sharded client: the shards in ``shard_ids`` of ``shard_count``, over one connection each."""
+
+    def __init__(self, adapter: DiscordAdapter) -> None:
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+        cfg = adapter.cfg
+        super().__init__(
+            intents=intents(), allowed_mentions=NO_PINGS, shard_count=cfg.shard_count, shard_ids=cfg.shard_ids
+        )
+        self._set_up(adapter)
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        # Each shard with a new session (at the start, or after one that could not be
+        # resumed) reads back its own guilds; on_ready comes only once all shards are ready.
+        log.info("discord: shard %d of %d ready", shard_id, self.shard_count)
+        await self.adapter.catch_up(shard_id)
+
+
+def shard_of(guild_id: int | None, shard_count: int) -> int:
+    """The shard Discord sends a guild's events to; direct messages arrive on shard 0."""
+    return 0 if guild_id is None else (guild_id >> 22) % shard_count
+
+
 class DiscordAdapter:
     """Connects chime's core to Discord through discord.py."""
 
@@ -117,7 +153,7 @@ class DiscordAdapter:
             lambda p, k, v: service.db(service.store.set_state, p, k, v),
             service.config.conversation.max_name_chars,
         )
-        self.client: _Client | None = None
+        self.client: _Client | _ShardedClient | None = None
         self.sender = DiscordSender(lambda: self.client)
         self._token = token
         self._closing = asyncio.Event()
@@ -145,7 +181,7 @@ class DiscordAdapter:
 
     async def _run_client(self) -> bool:
         """One client from login to its end; False when connecting again cannot help."""
-        self.client = client = _Client(self)
+        self.client = client = _ShardedClient(self) if self.cfg.shard_count is not None else _Client(self)
         try:
             await self._connect(client)
         except (discord.LoginFailure, discord.PrivilegedIntentsRequired) as e:
@@ -161,7 +197,7 @@ class DiscordAdapter:
             await _close(client)
         return True
 
-    async def _connect(self, client: _Client) -> None:
+    async def _connect(self, client: discord.Client) -> None:
         if self.cfg.api_base_url:
             Route.BASE = self.cfg.api_base_url.rstrip("/")
         await client.login(self._token)
@@ -181,7 +217,9 @@ class DiscordAdapter:
             Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = self._original_endpoints
 
     async def sync_commands(self, tree: app_commands.CommandTree) -> None:
-        """Register the slash commands with Discord (global commands, once per start)."""
+        """Register the slash commands with Discord (global commands, once per start; with shards, by shard 0's process)."""
+        if self.cfg.shard_ids is not None and 0 not in self.cfg.shard_ids:
+            return  # global commands: one process syncs them, the others would only repeat it
         try:
             synced = await tree.sync()
         except discord.HTTPException as e:
@@ -191,9 +229,22 @@ class DiscordAdapter:
 
     # --- reading back --------------------------------------------------------------
 
-    async def catch_up(self) -> None:
-        """After a new session (a start, or one that could not be resumed): read back, then decide what is owed."""
-        last = await self.service.last_message_ids(PLATFORM)
+    def served(self, shard_id: int | None = None) -> ServerFilter | None:
+        """The guilds of ``shard_id`` (default: of this process's shards; None: all guilds), DMs with shard 0."""
+        count = self.cfg.shard_count
+        if count is None or (shard_id is None and self.cfg.shard_ids is None):
+            return None
+        shards = {shard_id} if shard_id is not None else set(self.cfg.shard_ids or ())
+        return lambda server: shard_of(int(server) if server is not None else None, count) in shards
+
+    async def catch_up(self, shard_id: int | None = None) -> None:
+        """After a new session (a start, or one that could not be resumed): read back, then decide what is owed.
+
+        With shards, each reads back and resumes only the channels of its own guilds: other
+        processes sharing the store serve the others.
+        """
+        servers = self.served(shard_id)
+        last = await self.service.last_message_ids(PLATFORM, servers)
         for channel_id, last_id in last.items():
             if self._closing.is_set():
                 return
@@ -201,7 +252,7 @@ class DiscordAdapter:
                 await self._read_back(int(channel_id), int(last_id))
             except (ValueError, discord.DiscordException, OSError) as e:
                 log.warning("discord: channel %s not read back: %s: %s", channel_id, type(e).__name__, e)
-        await self.service.resume_pending(PLATFORM)
+        await self.service.resume_pending(PLATFORM, servers)
 
     async def _read_back(self, channel_id: int, after_id: int) -> None:
         """Hand the core a channel's messages newer than ``after_id``, oldest first (at most READBACK_LIMIT)."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from alembic import command
@@ -10,9 +11,13 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
+from sqlalchemy import text
 
 import migrations
 from bot.store.store import make_engine
+
+# The PostgreSQL advisory lock taken around migrations (any fixed 64-bit number: "chime" in ASCII).
+MIGRATION_LOCK_KEY = 0x6368696D65
 
 
 def alembic_config(url: str) -> Config:
@@ -36,12 +41,36 @@ def downgrade(url: str, revision: str) -> None:
 
 def _migrate(step: Callable[[Config, str], None], url: str, revision: str) -> None:
     try:
-        step(alembic_config(url), revision)
+        with migration_lock(url):
+            step(alembic_config(url), revision)
     except CommandError as e:  # an unknown revision, or more steps back than there are
         known = ", ".join(["base", *revisions()])
         raise ValueError(
             f"cannot migrate to revision {revision!r}: {e} (revisions: {known}; or -N for N back)"
         ) from None
+
+
+@contextlib.contextmanager
+def migration_lock(url: str) -> Iterator[None]:
+    """On PostgreSQL, hold an advisory lock: processes starting together migrate one after another.
+
+    The second one waits, then finds the schema at head and has nothing to do. SQLite needs
+    none: its file lock already lets one writer in at a time.
+    """
+    if not url.startswith("postgresql"):
+        yield
+        return
+    engine = make_engine(url)
+    try:
+        # Its own connection, outside any transaction: the lock lasts until unlocked or closed.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    finally:
+        engine.dispose()
 
 
 def revisions() -> list[str]:

@@ -69,12 +69,18 @@ class Channel(Base):
     """A channel the bot has seen, with its per-channel settings."""
 
     __tablename__ = "channels"
-    __table_args__ = (UniqueConstraint("platform", "channel_id", name="uq_channels_platform_channel"),)
+    __table_args__ = (
+        UniqueConstraint("platform", "channel_id", name="uq_channels_platform_channel"),
+        Index("ix_channels_server", "platform", "server_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     platform: Mapped[str] = mapped_column(NulFreeString(32))
     channel_id: Mapped[str] = mapped_column(NulFreeString(255))
     name: Mapped[str] = mapped_column(NulFreeString(255), default="")
+    # The server (Discord guild) the channel belongs to; NULL for direct messages, platforms
+    # without servers, and channels stored before it was recorded (until seen again).
+    server_id: Mapped[str | None] = mapped_column(NulFreeString(255), nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     muted: Mapped[bool] = mapped_column(Boolean, default=False)
     talkativeness: Mapped[int] = mapped_column(Integer, default=50)

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot.domain import ChannelRef, IncomingMessage
+from bot.domain import ChannelRef, IncomingMessage, ServerFilter
 from bot.store.models import Channel, Message
 
 
@@ -35,8 +35,10 @@ class OutcomesMixin:
 
         self._run("set_outcome", fn)
 
-    def pending_messages(self, platform: str | None = None, limit: int = 10_000) -> list[PendingMessage]:
-        """People's messages without an outcome, oldest first (optionally of one platform)."""
+    def pending_messages(
+        self, platform: str | None = None, limit: int = 10_000, *, servers: ServerFilter | None = None
+    ) -> list[PendingMessage]:
+        """People's messages without an outcome, oldest first (optionally of one platform, in the servers it serves)."""
 
         def fn(s: Session) -> list[PendingMessage]:
             q = (
@@ -48,6 +50,8 @@ class OutcomesMixin:
             )
             if platform is not None:
                 q = q.where(Message.platform == platform)
+                if servers is not None:
+                    q = q.where(_served(s, platform, servers))
             return [_pending(m, c) for m, c in s.execute(q)]
 
         return self._run("pending_messages", fn)
@@ -65,24 +69,36 @@ class OutcomesMixin:
 
         return self._run("message_outcomes", fn)
 
-    def last_message_ids(self, platform: str) -> dict[str, str]:
-        """Each channel of ``platform`` with its newest stored message id (where a read-back starts)."""
+    def last_message_ids(self, platform: str, *, servers: ServerFilter | None = None) -> dict[str, str]:
+        """Each channel of ``platform`` (in the servers it serves) with its newest stored message id (where a read-back starts)."""
 
         def fn(s: Session) -> dict[str, str]:
             newest = select(func.max(Message.id)).where(Message.platform == platform).group_by(Message.channel_pk)
-            rows = s.execute(
+            q = (
                 select(Channel.channel_id, Message.platform_message_id)
                 .join(Channel, Channel.id == Message.channel_pk)
                 .where(Message.id.in_(newest))
             )
-            return {cid: mid for cid, mid in rows}
+            if servers is not None:
+                q = q.where(_served(s, platform, servers))
+            return {cid: mid for cid, mid in s.execute(q)}
 
         return self._run("last_message_ids", fn)
 
 
+def _served(s: Session, platform: str, servers: ServerFilter) -> ColumnElement[bool]:
+    """The condition on ``Channel`` that keeps the channels of the servers ``servers`` accepts."""
+    known = s.scalars(
+        select(Channel.server_id).where(Channel.platform == platform, Channel.server_id.is_not(None)).distinct()
+    ).all()
+    kept = Channel.server_id.in_([server for server in known if servers(server)])
+    # Channels without a server: direct messages, and channels not seen since servers were recorded.
+    return or_(kept, Channel.server_id.is_(None)) if servers(None) else kept
+
+
 def _pending(m: Message, c: Channel) -> PendingMessage:
     msg = IncomingMessage(
-        channel=ChannelRef(c.platform, c.channel_id, c.name),
+        channel=ChannelRef(c.platform, c.channel_id, c.name, c.server_id),
         message_id=m.platform_message_id,
         author_id=m.author_id,
         display_name=m.display_name,

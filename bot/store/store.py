@@ -209,6 +209,7 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin):
                     platform=ref.platform,
                     channel_id=ref.channel_id,
                     name=ref.name,
+                    server_id=ref.server,
                     enabled=True,
                     muted=False,
                     talkativeness=talkativeness,
@@ -218,8 +219,11 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin):
                 )
                 s.add(row)
                 s.flush()
-            elif ref.name and row.name != ref.name:
-                row.name = ref.name
+            else:
+                if ref.name and row.name != ref.name:
+                    row.name = ref.name
+                if ref.server and row.server_id != ref.server:
+                    row.server_id = ref.server  # a channel stored before servers were recorded
             return _settings(row)
 
         return self._run("channel", fn)

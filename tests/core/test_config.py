@@ -109,3 +109,24 @@ def test_default_store_is_sqlite_under_the_data_dir(tmp_path: Path, monkeypatch:
 def test_assistant_name_cannot_contain_separators() -> None:
     with pytest.raises(ConfigError, match="assistant.name"):
         parse_config({"assistant": {"name": "bot: x"}})
+
+
+@pytest.mark.parametrize(
+    ("discord", "error"),
+    [
+        ({"shard_ids": [0]}, "shard_ids needs shard_count"),
+        ({"shard_count": 2, "shard_ids": [2]}, r"shard_ids: \[2\] not in 0..1"),
+        ({"shard_count": 2, "shard_ids": [1, 1]}, "lists a shard twice"),
+        ({"shard_count": 2, "shard_ids": []}, "at least one shard id"),
+        ({"shard_count": 0}, r"adapters\.discord\.shard_count"),
+    ],
+)
+def test_discord_shards_are_checked(discord: dict, error: str) -> None:
+    with pytest.raises(ConfigError, match=error) as info:
+        parse_config({"adapters": {"discord": discord}}, "shards.yaml")
+    assert "adapters.discord" in str(info.value)
+
+
+def test_discord_shards_of_one_process() -> None:
+    cfg = parse_config({"adapters": {"discord": {"shard_count": 4, "shard_ids": [1, 3]}}}).adapters.discord
+    assert (cfg.shard_count, cfg.shard_ids) == (4, [1, 3])

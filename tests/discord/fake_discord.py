@@ -5,6 +5,11 @@ gateway URL comes from ``GET /gateway/bot``. The gateway speaks JSON, compressed
 zlib stream when the client asks for it (as Discord does), keeps every session's
 events with their sequence numbers, and replays the missed ones on RESUME.
 
+It serves several guilds (``add_guild``) and shards: a session that IDENTIFYs with
+``shard: [id, count]`` gets the guilds with ``(guild_id >> 22) % count == id`` and their
+events; direct messages go to shard 0. An event for a shard nobody is connected to is
+lost, as on Discord (``undelivered`` keeps it); the client reads the history back.
+
 What the bot did is recorded (``requests``, ``sent``, ``typing``, ``callbacks``,
 ``followups``, ``identifies``, ``resumes``, ``history_requests``); ``fail_next`` makes the next matching REST
 calls answer with an error (a 429 with ``retry_after``, a 403, a 404).
@@ -22,7 +27,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from tests.discord import payloads
-from tests.discord.payloads import MANAGE_GUILD, SEND_MESSAGES, Json, Person, iso, snowflake
+from tests.discord.payloads import MANAGE_GUILD, SEND_MESSAGES, Json, Person, iso, snowflake, snowflake_on_shard
 
 __all__ = ["MANAGE_GUILD", "FakeDiscord", "Person", "Request"]
 
@@ -70,6 +75,7 @@ class _Connection:
 @dataclass
 class _Session:
     id: str
+    shard: tuple[int, int] = (0, 1)
     seq: int = 0
     events: list[Json] = field(default_factory=list)
     conn: _Connection | None = None
@@ -86,6 +92,11 @@ class FakeDiscord:
         self.everyone_role = self.guild_id  # Discord's @everyone role shares the guild id
         self.bot_role = snowflake()
         self.roles: dict[int, Json] = {}
+        # Each guild's name and role ids (the first one, guild_id, is the default guild).
+        self.guilds: dict[int, str] = {self.guild_id: "Test Guild"}
+        self._guild_roles: dict[int, list[int]] = {self.guild_id: []}
+        # What /gateway/bot recommends.
+        self.recommended_shards = 1
         self.channels: dict[int, Json] = {}
         self.people: dict[int, Person] = {self.bot.id: self.bot}
         self.messages: dict[int, Json] = {}
@@ -106,25 +117,39 @@ class FakeDiscord:
         # How long a message POST waits after the gateway echo before it is answered.
         self.answer_delay_s = 0.0
         self._sessions: dict[str, _Session] = {}
-        self._session: _Session | None = None
+        # The session each shard id identified last (the one its events go to).
+        self._current: dict[int, _Session] = {}
+        # Events for a shard without a session: lost, as on Discord.
+        self.undelivered: list[Json] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
 
     # --- set-up -------------------------------------------------------------------
 
-    def add_role(self, role_id: int, name: str, permissions: int = 0, *, managed: bool = False) -> int:
-        """A guild role (``managed``: the bot's own)."""
+    def add_role(
+        self, role_id: int, name: str, permissions: int = 0, *, managed: bool = False, guild_id: int | None = None
+    ) -> int:
+        """A role of ``guild_id`` (default: the first guild); ``managed``: the bot's own."""
         self.roles[role_id] = payloads.role(
             role_id, name, permissions, len(self.roles), self.bot.id if managed else None
         )
+        self._guild_roles[guild_id or self.guild_id].append(role_id)
         return role_id
 
-    def add_channel(self, name: str, *, parent_id: int | None = None) -> int:
-        """A guild text channel, or a public thread when ``parent_id`` is given."""
+    def add_guild(self, name: str, *, shard: tuple[int, int] | None = None) -> int:
+        """Another guild the bot is in; ``shard=(id, count)`` picks an id that shard ``id`` of ``count`` serves."""
+        gid = snowflake_on_shard(*shard) if shard else snowflake()
+        self.guilds[gid] = name
+        self._guild_roles[gid] = []
+        self.add_role(gid, "@everyone", SEND_MESSAGES, guild_id=gid)
+        return gid
+
+    def add_channel(self, name: str, *, parent_id: int | None = None, guild_id: int | None = None) -> int:
+        """A text channel of ``guild_id`` (default: the first guild), or a public thread when ``parent_id`` is given."""
         cid = snowflake()
-        self.channels[cid] = payloads.guild_channel(
-            cid, self.guild_id, name, len(self.channels), self.bot.id, parent_id
-        )
+        guild = self._guild_of(parent_id) if parent_id is not None else guild_id or self.guild_id
+        assert guild is not None, "a thread's parent must be a guild channel"
+        self.channels[cid] = payloads.guild_channel(cid, guild, name, len(self.channels), self.bot.id, parent_id)
         return cid
 
     def add_dm(self, person: Person) -> int:
@@ -218,16 +243,33 @@ class FakeDiscord:
 
     @property
     def connected(self) -> bool:
-        """True while a gateway connection carries the current session."""
-        return self._session is not None and self._session.conn is not None
+        """True while a gateway connection carries every shard's current session (and there is one)."""
+        return bool(self._current) and all(s.conn is not None for s in self._current.values())
+
+    @property
+    def connected_shards(self) -> set[int]:
+        """The shard ids whose current session has a live connection."""
+        return {shard for shard, s in self._current.items() if s.conn is not None}
+
+    def shard_of(self, guild_id: int | None) -> int:
+        """The shard id a guild's events go to (direct messages: shard 0)."""
+        counts = {s.shard[1] for s in self._current.values()} or {1}
+        assert len(counts) == 1, f"sessions disagree on the shard count: {sorted(counts)}"
+        return 0 if guild_id is None else (guild_id >> 22) % counts.pop()
 
     # --- events from "Discord" ------------------------------------------------------
 
     async def dispatch(self, event: str, data: Json) -> None:
-        """Send a DISPATCH to the current session, or keep it for RESUME while disconnected."""
-        session = self._session
-        if session is None:
+        """Send a DISPATCH to the session of the shard it belongs to, or keep it for RESUME while disconnected."""
+        if not self._current:
             raise RuntimeError("no gateway session: the client has not identified")
+        session = self._current.get(self.shard_of(int(data["guild_id"]) if "guild_id" in data else None))
+        if session is None:
+            self.undelivered.append({"t": event, "d": data})
+            return
+        await self._send(session, event, data)
+
+    async def _send(self, session: _Session, event: str, data: Json) -> None:
         session.seq += 1
         payload = {"op": 0, "t": event, "s": session.seq, "d": data}
         session.events.append(payload)
@@ -262,8 +304,8 @@ class FakeDiscord:
         """Someone deletes a message."""
         msg = self.messages.pop(message_id)
         data = {"id": msg["id"], "channel_id": msg["channel_id"]}
-        if self._in_guild(int(msg["channel_id"])):
-            data["guild_id"] = str(self.guild_id)
+        if (guild := self._guild_of(int(msg["channel_id"]))) is not None:
+            data["guild_id"] = str(guild)
         await self.dispatch("MESSAGE_DELETE", data)
 
     async def bulk_delete(self, channel_id: int, message_ids: list[int]) -> None:
@@ -271,8 +313,8 @@ class FakeDiscord:
         for message_id in message_ids:
             self.messages.pop(message_id)
         data: Json = {"ids": [str(i) for i in message_ids], "channel_id": str(channel_id)}
-        if self._in_guild(channel_id):
-            data["guild_id"] = str(self.guild_id)
+        if (guild := self._guild_of(channel_id)) is not None:
+            data["guild_id"] = str(guild)
         await self.dispatch("MESSAGE_DELETE_BULK", data)
 
     async def slash(
@@ -287,9 +329,9 @@ class FakeDiscord:
         """``user`` runs ``/assistant subcommand``; returns the interaction token."""
         command_id = str(self.commands[0]["id"]) if self.commands else "1"
         data = payloads.slash_command(self.app_id, command_id, self.channels[channel_id], subcommand, options or {})
-        if self._in_guild(channel_id):
+        if (guild := self._guild_of(channel_id)) is not None:
             member = user.member(with_user=True) | {"permissions": str(permissions)}
-            data |= {"guild_id": str(self.guild_id), "member": member, "guild_locale": "en-US", "context": 0}
+            data |= {"guild_id": str(guild), "member": member, "guild_locale": "en-US", "context": 0}
         else:
             data |= {"user": user.user(), "context": 1}
         await self.dispatch("INTERACTION_CREATE", data)
@@ -299,16 +341,16 @@ class FakeDiscord:
         """Make every session unresumable (the next RESUME gets INVALID_SESSION)."""
         self._sessions.clear()
 
-    async def close_gateway(self, code: int) -> None:
-        """Discord closes the connection with ``code`` (e.g. 4010, which discord.py does not resume)."""
-        session = self._session
+    async def close_gateway(self, code: int, shard: int = 0) -> None:
+        """Discord closes the connection of ``shard`` with ``code`` (e.g. 4010, which discord.py does not resume)."""
+        session = self._current.get(shard)
         if session is not None and session.conn is not None:
             conn, session.conn = session.conn, None
             await conn.ws.close(code=code)
 
-    async def drop_gateway(self) -> None:
-        """The connection dies mid-session (no close frame); the session stays resumable."""
-        session = self._session
+    async def drop_gateway(self, shard: int = 0) -> None:
+        """The connection of ``shard`` dies mid-session (no close frame); the session stays resumable."""
+        session = self._current.get(shard)
         if session is not None and session.conn is not None:
             conn, session.conn = session.conn, None
             transport = conn.request.transport
@@ -317,8 +359,10 @@ class FakeDiscord:
 
     # --- objects ---------------------------------------------------------------------
 
-    def _in_guild(self, channel_id: int) -> bool:
-        return "guild_id" in self.channels.get(channel_id, {"guild_id": None})
+    def _guild_of(self, channel_id: int) -> int | None:
+        """The guild of a channel; None for a DM (or an unknown channel)."""
+        guild = self.channels.get(channel_id, {}).get("guild_id")
+        return int(guild) if guild is not None else None
 
     def _message(
         self,
@@ -332,7 +376,7 @@ class FakeDiscord:
     ) -> Json:
         msg = payloads.message(channel_id, author, content, mentions)
         if reply_to is not None:
-            guild_id = self.guild_id if self._in_guild(channel_id) else None
+            guild_id = self._guild_of(channel_id)
             msg |= payloads.reply_fields(self.messages.get(reply_to), reply_to, channel_id, guild_id)
         msg |= extra
         self.messages[int(msg["id"])] = msg
@@ -340,14 +384,15 @@ class FakeDiscord:
 
     def _with_guild(self, msg: Json, author: Person) -> Json:
         """The gateway form of a message: guild messages carry guild_id and the author's member."""
-        if not self._in_guild(int(msg["channel_id"])):
+        guild = self._guild_of(int(msg["channel_id"]))
+        if guild is None:
             return dict(msg)
         # As Discord does, a guild message's mentioned users carry their partial member (the nick).
         mentions = [
             u | {"member": self.people[int(u["id"])].member()} if int(u["id"]) in self.people else u
             for u in msg.get("mentions", [])
         ]
-        return msg | {"guild_id": str(self.guild_id), "member": author.member(), "mentions": mentions}
+        return msg | {"guild_id": str(guild), "member": author.member(), "mentions": mentions}
 
     # --- REST -------------------------------------------------------------------------
 
@@ -391,7 +436,7 @@ class FakeDiscord:
         if method == "GET" and path in ("/gateway", "/gateway/bot"):
             return 200, {
                 "url": f"ws://127.0.0.1:{self.port}/gateway-ws",
-                "shards": 1,
+                "shards": self.recommended_shards,
                 "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1},
             }
         if (method, path) == ("PUT", f"/applications/{self.app_id}/commands"):
@@ -491,26 +536,33 @@ class FakeDiscord:
             await conn.ws.close(code=4004, message=b"Authentication failed.")
             return None
         self.identifies.append(d)
-        session = _Session(id=f"session-{snowflake()}", conn=conn)
-        self._sessions[session.id] = self._session = session
-        await self.dispatch(
+        shard_id, count = d.get("shard") or (0, 1)
+        session = _Session(id=f"session-{snowflake()}", shard=(shard_id, count), conn=conn)
+        self._sessions[session.id] = self._current[shard_id] = session
+        guilds = [gid for gid in self.guilds if (gid >> 22) % count == shard_id]
+        await self._send(
+            session,
             "READY",
             {
                 "v": 10,
                 "user": self.bot.user(),
-                "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+                "guilds": [{"id": str(gid), "unavailable": True} for gid in guilds],
                 "session_id": session.id,
                 "resume_gateway_url": f"ws://127.0.0.1:{self.port}/gateway-ws",
                 "application": {"id": str(self.app_id), "flags": 0},
                 "private_channels": [],
                 "relationships": [],
+                "shard": [shard_id, count],
             },
         )
-        guild = payloads.guild(
-            self.guild_id, list(self.roles.values()), list(self.channels.values()), self.bot, len(self.people)
-        )
-        await self.dispatch("GUILD_CREATE", guild)
+        for gid in guilds:
+            await self._send(session, "GUILD_CREATE", self._guild_payload(gid))
         return session
+
+    def _guild_payload(self, guild_id: int) -> Json:
+        roles = [self.roles[r] for r in self._guild_roles[guild_id]]
+        channels = [c for c in self.channels.values() if c.get("guild_id") == str(guild_id)]
+        return payloads.guild(guild_id, roles, channels, self.bot, len(self.people), self.guilds[guild_id])
 
     async def _resume(self, conn: _Connection, d: Json) -> _Session | None:
         session = self._sessions.get(d.get("session_id", ""))
@@ -520,10 +572,10 @@ class FakeDiscord:
         self.resumes.append(d)
         missed = [e for e in session.events if e["s"] > (d.get("seq") or 0)]
         session.conn = conn
-        self._session = session
+        self._current[session.shard[0]] = session
         for event in missed:
             await conn.send(event)
-        await self.dispatch("RESUMED", {})
+        await self._send(session, "RESUMED", {})
         return session
 
 

@@ -20,6 +20,13 @@ def snowflake() -> int:
     return ((int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22) | (next(_ids) % 4096)
 
 
+def snowflake_on_shard(shard_id: int, shard_count: int) -> int:
+    """A new id that Discord routes to shard ``shard_id`` of ``shard_count``: ``(id >> 22) % shard_count``."""
+    new = snowflake()
+    ms = new >> 22
+    return ((ms - ms % shard_count + shard_id) << 22) | (new & ((1 << 22) - 1))
+
+
 def iso(ts: datetime | None = None) -> str:
     """Discord's ISO 8601 timestamps."""
     return (ts or datetime.now(UTC)).isoformat()
@@ -144,11 +151,13 @@ def reply_fields(target: Json | None, target_id: int, channel_id: int, guild_id:
     return {"type": 19, "message_reference": ref, "referenced_message": target}
 
 
-def guild(guild_id: int, roles: list[Json], channels: list[Json], bot: Person, member_count: int) -> Json:
+def guild(
+    guild_id: int, roles: list[Json], channels: list[Json], bot: Person, member_count: int, name: str = "Test Guild"
+) -> Json:
     """The GUILD_CREATE payload of an available guild."""
     return {
         "id": str(guild_id),
-        "name": "Test Guild",
+        "name": name,
         "icon": None,
         "owner_id": str(snowflake()),
         "roles": roles,

@@ -42,9 +42,9 @@ def store(store_url: str):
     s.close()
 
 
-def fill(store: Store, channel: ChannelRef, prefix: str) -> int:
-    """A channel with chatter; returns its key."""
-    pk = store.channel(channel).pk
+def fill(store: Store, channel: ChannelRef, prefix: str, pk: int | None = None) -> int:
+    """A channel with chatter (``pk``: an existing one); returns its key."""
+    pk = pk or store.channel(channel).pk
     for i, line in enumerate(CHATTER):
         store.add_message(msg(f"{prefix}{i}", line, channel, "ann", T0 - timedelta(hours=i + 1)), channel_pk=pk)
     return pk
@@ -146,7 +146,17 @@ def test_deleting_a_channel_row_cascades_into_the_index(store: Store) -> None:
 def test_the_migration_indexes_history_stored_before_it(store_url: str) -> None:
     upgrade(store_url, "0004")
     store = Store(store_url)
-    pk = fill(store, CH, "$g")
+    # The channel as that schema has it (the ORM model has columns of later revisions).
+    with store.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO channels (platform, channel_id, name, enabled, muted, talkativeness, history_size,"
+                " created_at, updated_at) VALUES (:p, :c, 'general', true, false, 50, 40, :t, :t)"
+            ),
+            {"p": CH.platform, "c": CH.channel_id, "t": T0},
+        )
+        pk = conn.execute(text("SELECT id FROM channels")).scalar_one()
+    pk = fill(store, CH, "$g", pk)
     store.add_message(msg("$old", "the printer code is 5512"), channel_pk=pk)
     store.add_message(msg("$mine", "the printer code is 0000"), channel_pk=pk, from_assistant=True)
     store.close()
