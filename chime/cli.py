@@ -189,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chime command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv and argv[0] == "eval" and any(a == "--answers" or a.startswith("--answers=") for a in argv):
+            from chime import memory_eval  # the memory evaluation needs no training package
+
+            return memory_eval.main(argv[1:])
         if argv and argv[0] in _TRAINING_COMMANDS:
             return _dispatch(_TRAINING_COMMANDS[argv[0]], argv[1:])
         if (

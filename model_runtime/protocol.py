@@ -148,6 +148,16 @@ def turns_to_seed(turns: Iterable[Turn]) -> list[dict[str, str]]:
     return out
 
 
+# The speaker of the turn that carries retrieved passages, just before the question.
+MEMORY_SPEAKER = "memory"
+
+
+def memory_turn(passages: Sequence[tuple[str, str]]) -> Turn:
+    """The turn that shows the responder what the channel said: ``(who and when, text)`` pairs, best first."""
+    lines = "\n".join(f"- {who}: {text}" for who, text in passages)
+    return Turn(role="user", name=MEMORY_SPEAKER, content=f"Found in this channel's history:\n{lines}")
+
+
 def p_speak_from_logprobs(logprob_speak: float, logprob_silent: float) -> float:
     """P(speak) = P(speak prefix) / (P(speak prefix) + P(silent prefix)), stably."""
     m = max(logprob_speak, logprob_silent)

@@ -20,13 +20,15 @@ class SQLiteIndex:
     """FTS5 with BM25 ranking (the ``memory_messages_fts`` table that migration 0007 creates)."""
 
     _CANDIDATES = text(
-        f"SELECT m.id FROM {FTS} JOIN messages m ON m.id = {FTS}.rowid "
+        f"SELECT m.id FROM {FTS} CROSS JOIN messages m ON m.id = {FTS}.rowid "
         f"WHERE {FTS} MATCH :q AND m.channel_pk = :c AND m.from_assistant = 0 "
         # The author's name counts half as much as the text.
         f"ORDER BY bm25({FTS}, 1.0, 0.5) LIMIT :n"
     )
     _DF = text(
-        f"SELECT count(*) FROM {FTS} JOIN messages m ON m.id = {FTS}.rowid "
+        # CROSS JOIN keeps the index outermost: SQLite would otherwise walk the channel's
+        # messages and ask the index about each one.
+        f"SELECT count(*) FROM {FTS} CROSS JOIN messages m ON m.id = {FTS}.rowid "
         f"WHERE {FTS} MATCH :q AND m.channel_pk = :c AND m.from_assistant = 0"
     )
     _HAS = text(f"SELECT rowid FROM {FTS} WHERE {FTS} MATCH :q AND rowid IN :ids").bindparams(

@@ -3,14 +3,16 @@
 Retrieval has two steps. The full-text index (SQLite FTS5 / PostgreSQL tsvector) finds
 the channel's best-matching messages for any of the question's words. They are then
 scored by the weight (inverse document frequency in this channel) of the question's
-words that each contains: ``coverage`` is the share of the question's weight a passage
-holds, and a passage below ``min_coverage`` is not relevant (the question is then one
-this channel cannot answer).
+words that each contains, with a bonus for a message that states a value (a number, a
+name): ``coverage`` is the share of the question's weight a passage holds, and the
+answer composer (bot/memory/answer.py) treats a passage below ``DEFAULT_MIN_COVERAGE``
+as not relevant (the question is then one this channel cannot answer).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,8 +29,13 @@ from bot.store.models import Channel, Message
 CANDIDATES = 100
 # BM25's length normalisation: long messages that mention everything rank lower.
 _K1, _B, _AVG_WORDS = 1.2, 0.5, 14.0
+# A message that states a value (a number, a name, an address) is what a question about
+# the past usually wants: it ranks above chatter with the same words.
+FACT_BONUS = 0.5
+_VALUE = re.compile(r"\d|@\w|\b(?:Dr|Mr|Mrs|Ms|St)\. [A-Z]|(?<![.!?]\s)(?<!^)\b(?!I\b|I')[A-Z][\w'-]+")
+ABSENT_WEIGHT = 0.25
 # Chosen on training/data/memory_qa_train.jsonl (never on the shipped evaluation file).
-DEFAULT_MIN_COVERAGE = 0.5
+DEFAULT_MIN_COVERAGE = 0.35
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class Passage:
     score: float
     coverage: float
     matched: tuple[str, ...]
+    states_value: bool
     document: str | None = None
 
 
@@ -74,20 +82,38 @@ class Memory:
                     Message.channel_pk == channel_pk, Message.from_assistant.is_(False)
                 )
             )
-            weights = {t: _idf(self._index.doc_freq(conn, channel_pk, t), int(total or 0)) for t in terms}
+            dfs = {t: self._index.doc_freq(conn, channel_pk, t) for t in terms}
+            weights = {t: _idf(dfs[t], int(total or 0)) for t in terms}
             having = {t: self._index.having(conn, t, pks) for t in terms}
             rows = {m.id: m for m in conn.execute(select(Message).where(Message.id.in_(pks)))}
             channel = conn.execute(select(Channel.platform, Channel.channel_id).where(Channel.id == channel_pk)).one()
-        full = sum(weights.values()) or 1.0
+        # A word the channel never used may be the missing topic or only the asker's
+        # wording: it counts for a quarter of its weight in the coverage.
+        counted = {t: w * (ABSENT_WEIGHT if dfs[t] == 0 else 1.0) for t, w in weights.items()}
+        full = sum(counted.values()) or 1.0
         scored = []
         for rank, pk in enumerate(pks):
             matched = tuple(t for t in terms if pk in having[t])
             weight = sum(weights[t] for t in matched)
-            words = max(1, len(rows[pk].text.split()))
+            body = rows[pk].text
+            words = max(1, len(body.split()))
             norm = (_K1 + 1) / (1 + _K1 * (1 - _B + _B * words / _AVG_WORDS))
-            scored.append((weight * norm, -rank, pk, matched, weight / full))
+            bonus = 1 + FACT_BONUS if states_a_value(body) else 1
+            coverage = sum(counted[t] for t in matched) / full
+            scored.append((weight * norm * bonus, -rank, pk, matched, coverage))
         scored.sort(reverse=True)
-        return [self._passage(rows[pk], channel, score, cov, matched) for score, _, pk, matched, cov in scored[:k]]
+        passages: list[Passage] = []
+        seen: set[str] = set()
+        for score, _, pk, matched, coverage in scored:
+            # The same words said twice ("lol", a pasted line) are one passage, the latest kept.
+            key = " ".join(rows[pk].text.casefold().split())
+            if key in seen:
+                continue
+            seen.add(key)
+            passages.append(self._passage(rows[pk], channel, score, coverage, matched))
+            if len(passages) == k:
+                break
+        return passages
 
     def _passage(self, row: Row, channel: Row, score: float, coverage: float, matched: tuple[str, ...]) -> Passage:
         return Passage(
@@ -101,7 +127,13 @@ class Memory:
             score=round(score, 4),
             coverage=round(coverage, 4),
             matched=matched,
+            states_value=states_a_value(row.text),
         )
+
+
+def states_a_value(text: str) -> bool:
+    """Whether a message holds a specific value: a digit, an address or handle, or a capitalised name mid-sentence."""
+    return _VALUE.search(text.strip()) is not None
 
 
 def _idf(df: int, total: int) -> float:

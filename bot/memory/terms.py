@@ -12,7 +12,7 @@ STOPWORDS = frozenset(
     be because been before being below between both but by can cannot could couldn did didn do does
     doesn doing don down during each else ever few for from further get got had hadn has hasn have
     haven having he her here hers herself him himself his how i if in into is isn it its itself just
-    know let like ll me mention mentioned more most mustn my myself no nor not now of off on once only
+    know let like ll me mention mentioned more most mustn my myself no nor not now of off on once one only
     or other ought our ours ourselves out over own please posted re remember reminded remind
     said same say says shan she should shouldn so some somebody someone such t tell than that the their
     theirs them themselves then there these they this those through to told too under until up us

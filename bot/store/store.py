@@ -290,6 +290,16 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin):
             # Two deliveries raced past the existence check: the first one won.
             return None
 
+    def add_messages(self, msgs: list[IncomingMessage], *, channel_pk: int, outcome: str | None = None) -> int:
+        """Store many messages of one channel in one transaction (a backfill); returns how many were new."""
+
+        def fn(s: Session) -> int:
+            return sum(
+                self._insert_message(s, _message_row(m, channel_pk, False, False, outcome)) is not None for m in msgs
+            )
+
+        return self._run("add_messages", fn)
+
     @staticmethod
     def _insert_message(s: Session, row: Message) -> int | None:
         exists = s.scalar(
