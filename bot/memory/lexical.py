@@ -8,12 +8,15 @@ from another channel (or a DM) can come back.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 FTS = "memory_messages_fts"
+# Must be migration 0007's.
+TOKENIZER = "porter unicode61 remove_diacritics 2"
 
 
 class SQLiteIndex:
@@ -31,9 +34,6 @@ class SQLiteIndex:
         f"SELECT count(*) FROM {FTS} CROSS JOIN messages m ON m.id = {FTS}.rowid "
         f"WHERE {FTS} MATCH :q AND m.channel_pk = :c AND m.from_assistant = 0"
     )
-    _HAS = text(f"SELECT rowid FROM {FTS} WHERE {FTS} MATCH :q AND rowid IN :ids").bindparams(
-        bindparam("ids", expanding=True)
-    )
 
     @staticmethod
     def _match(terms: Sequence[str]) -> str:
@@ -49,9 +49,26 @@ class SQLiteIndex:
         """How many of the channel's indexed messages contain ``term``."""
         return int(conn.execute(self._DF, {"q": self._match([term]), "c": channel_pk}).scalar() or 0)
 
-    def having(self, conn: Connection, term: str, pks: Sequence[int]) -> set[int]:
-        """Which of the messages ``pks`` contain ``term``."""
-        return {r[0] for r in conn.execute(self._HAS, {"q": self._match([term]), "ids": list(pks)})}
+    def having(
+        self, conn: Connection, terms: Sequence[str], rows: Mapping[int, tuple[str, str]]
+    ) -> dict[str, set[int]]:
+        """Per term, which of ``rows`` (key -> (text, author name)) contain it.
+
+        A small in-memory FTS5 table with the same tokenizer answers: asking the channel's
+        index would read each term's whole list of messages.
+        """
+        scratch = sqlite3.connect(":memory:")
+        try:
+            scratch.execute(f"CREATE VIRTUAL TABLE t USING fts5(text, display_name, tokenize='{TOKENIZER}')")
+            scratch.executemany(
+                "INSERT INTO t(rowid, text, display_name) VALUES (?, ?, ?)", [(k, *v) for k, v in rows.items()]
+            )
+            return {
+                term: {r[0] for r in scratch.execute("SELECT rowid FROM t WHERE t MATCH ?", (self._match([term]),))}
+                for term in terms
+            }
+        finally:
+            scratch.close()
 
 
 class PostgresIndex:
@@ -84,9 +101,11 @@ class PostgresIndex:
         """How many of the channel's indexed messages contain ``term``."""
         return int(conn.execute(self._DF, {"q": term, "c": channel_pk}).scalar() or 0)
 
-    def having(self, conn: Connection, term: str, pks: Sequence[int]) -> set[int]:
-        """Which of the messages ``pks`` contain ``term``."""
-        return {r[0] for r in conn.execute(self._HAS, {"q": term, "ids": list(pks)})}
+    def having(
+        self, conn: Connection, terms: Sequence[str], rows: Mapping[int, tuple[str, str]]
+    ) -> dict[str, set[int]]:
+        """Per term, which of ``rows`` (key -> (text, author name)) contain it."""
+        return {t: {r[0] for r in conn.execute(self._HAS, {"q": t, "ids": list(rows)})} for t in terms}
 
 
 def index_for(dialect: str) -> SQLiteIndex | PostgresIndex:

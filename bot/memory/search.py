@@ -27,6 +27,7 @@ from bot.store.models import Channel, Message
 
 # Candidates taken from the full-text index before scoring.
 CANDIDATES = 100
+COMMON_SHARE = 0.05
 # BM25's length normalisation: long messages that mention everything rank lower.
 _K1, _B, _AVG_WORDS = 1.2, 0.5, 14.0
 # A message that states a value (a number, a name, an address) is what a question about
@@ -34,6 +35,7 @@ _K1, _B, _AVG_WORDS = 1.2, 0.5, 14.0
 FACT_BONUS = 0.5
 _VALUE = re.compile(r"\d|@\w|\b(?:Dr|Mr|Mrs|Ms|St)\. [A-Z]|(?<![.!?]\s)(?<!^)\b(?!I\b|I')[A-Z][\w'-]+")
 ABSENT_WEIGHT = 0.25
+PERSON_MISSING = 0.5
 # Chosen on training/data/memory_qa_train.jsonl (never on the shipped evaluation file).
 DEFAULT_MIN_COVERAGE = 0.35
 
@@ -74,24 +76,26 @@ class Memory:
         if not terms:
             return []
         with self.engine.connect() as conn:
-            pks = self._index.candidates(conn, channel_pk, terms, CANDIDATES)
+            total = int(conn.scalar(select(func.count(Message.id)).where(Message.channel_pk == channel_pk)) or 0)
+            dfs = {t: self._index.doc_freq(conn, channel_pk, t) for t in terms}
+            # Words in a large share of the channel find nothing specific and are slow to
+            # rank: candidates come from the others (all of them are still scored).
+            selective = [t for t in terms if 0 < dfs[t] <= max(COMMON_SHARE * total, CANDIDATES)] or terms
+            pks = self._index.candidates(conn, channel_pk, selective, CANDIDATES)
             if not pks:
                 return []
-            total = conn.scalar(
-                select(func.count(Message.id)).where(
-                    Message.channel_pk == channel_pk, Message.from_assistant.is_(False)
-                )
-            )
-            dfs = {t: self._index.doc_freq(conn, channel_pk, t) for t in terms}
-            weights = {t: _idf(dfs[t], int(total or 0)) for t in terms}
-            having = {t: self._index.having(conn, t, pks) for t in terms}
             rows = {m.id: m for m in conn.execute(select(Message).where(Message.id.in_(pks)))}
+            having = self._index.having(conn, terms, {pk: (r.text, r.display_name) for pk, r in rows.items()})
             channel = conn.execute(select(Channel.platform, Channel.channel_id).where(Channel.id == channel_pk)).one()
+        weights = {t: _idf(dfs[t], total) for t in terms}
         # A word the channel never used may be the missing topic or only the asker's
         # wording: it counts for a quarter of its weight in the coverage.
         counted = {t: w * (ABSENT_WEIGHT if dfs[t] == 0 else 1.0) for t, w in weights.items()}
         full = sum(counted.values()) or 1.0
         scored = []
+        # A question that names someone of the channel ("Quinn's flight") asks about that
+        # person: a passage neither by nor about them counts half.
+        people = {w for r in rows.values() for w in query_terms(r.display_name, "")} & set(terms)
         for rank, pk in enumerate(pks):
             matched = tuple(t for t in terms if pk in having[t])
             weight = sum(weights[t] for t in matched)
@@ -100,6 +104,8 @@ class Memory:
             norm = (_K1 + 1) / (1 + _K1 * (1 - _B + _B * words / _AVG_WORDS))
             bonus = 1 + FACT_BONUS if states_a_value(body) else 1
             coverage = sum(counted[t] for t in matched) / full
+            if people - set(matched):
+                bonus, coverage = bonus * PERSON_MISSING, coverage * PERSON_MISSING
             scored.append((weight * norm * bonus, -rank, pk, matched, coverage))
         scored.sort(reverse=True)
         passages: list[Passage] = []
