@@ -58,7 +58,8 @@ class Passage:
     document: str | None = None
 
 
-LinkFn = Callable[[str, str, str], str | None]
+# (platform, channel id, message id, server id) -> a link to the message
+LinkFn = Callable[[str, str, str, str | None], str | None]
 
 
 class Memory:
@@ -86,7 +87,9 @@ class Memory:
                 return []
             rows = {m.id: m for m in conn.execute(select(Message).where(Message.id.in_(pks)))}
             having = self._index.having(conn, terms, {pk: (r.text, r.display_name) for pk, r in rows.items()})
-            channel = conn.execute(select(Channel.platform, Channel.channel_id).where(Channel.id == channel_pk)).one()
+            channel = conn.execute(
+                select(Channel.platform, Channel.channel_id, Channel.server_id).where(Channel.id == channel_pk)
+            ).one()
         weights = {t: _idf(dfs[t], total) for t in terms}
         # A word the channel never used may be the missing topic or only the asker's
         # wording: it counts for a quarter of its weight in the coverage.
@@ -129,7 +132,7 @@ class Memory:
             author_id=row.author_id,
             created_at=row.created_at,
             text=row.text,
-            link=self.link(channel.platform, channel.channel_id, row.platform_message_id),
+            link=self.link(channel.platform, channel.channel_id, row.platform_message_id, channel.server_id),
             score=round(score, 4),
             coverage=round(coverage, 4),
             matched=matched,

@@ -192,3 +192,13 @@ def test_sqlite_files_keep_no_deleted_words(tmp_path) -> None:  # noqa: ANN001
         assert b"zanzibar77" not in data and b"quokkaberri" not in data and b"quokkaberry" not in data, name
     assert Memory(store.engine).search(pk, "other words", k=1)[0].author == "Ann"
     store.close()
+
+
+def test_a_discord_source_is_a_jump_link_with_its_server(store: Store) -> None:
+    ref = ChannelRef("discord", "222", "general")
+    pk = store.channel(ref).pk
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE channels SET server_id = '111' WHERE id = :c"), {"c": pk})
+    store.add_message(msg("333", "the wifi password is bluefish42", ref), channel_pk=pk)
+    [found] = Memory(store.engine).search(pk, "wifi password")
+    assert found.link == "https://discord.com/channels/111/222/333"
