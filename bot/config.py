@@ -86,6 +86,16 @@ class ConversationConfig(_Section):
     forced_freshness_s: int = Field(900, ge=0)
 
 
+class MemoryConfig(_Section):
+    """The group's memory: questions about the channel's past are answered from its history and documents."""
+
+    enabled: bool = True
+    # The share of a question's (weighted) words a passage must hold to answer it.
+    min_coverage: float = Field(0.35, gt=0.0, le=1.0)
+    # Per channel key (platform:channel_id), a folder of Markdown and text files it knows.
+    knowledge: dict[str, Path] = Field(default_factory=dict)
+
+
 class ConsoleConfig(_Section):
     """The terminal group chat."""
 
@@ -194,6 +204,7 @@ class Config(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     runtime: RuntimeOptions = Field(default_factory=LlamaCppOptions)
     conversation: ConversationConfig = Field(default_factory=ConversationConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
     adapters: AdaptersConfig = Field(default_factory=AdaptersConfig)
 
     @field_validator("runtime", mode="before")

@@ -21,6 +21,10 @@ from typing import TypeVar
 from bot import outcomes
 from bot.config import Config
 from bot.domain import ChannelRef, CommandContext, IncomingMessage, ReplySender, ServerFilter, utcnow
+from bot.memory import Memory
+from bot.memory.answer import relevant
+from bot.memory.intent import RECALL, past_question
+from bot.memory.respond import aanswer
 from bot.scheduler import ChannelScheduler, Job
 from bot.store import ChannelSettings, DecisionRow, Store, StoreError
 from bot.window import WindowPlanner
@@ -66,6 +70,8 @@ class ConversationService:
             count_tokens=runtime.count_tokens,
         )
         self.scheduler = ChannelScheduler(self._run_job, self._superseded)
+        mem = config.memory
+        self.memory = Memory(store.engine, assistant_name=self.assistant_name) if mem.enabled else None
         # Messages handed to the scheduler whose outcome is not recorded yet.
         self._in_flight: set[int] = set()
         # Adapter events the store could not take (a platform that can, asks for them again).
@@ -312,7 +318,8 @@ class ConversationService:
         # A question put to another person in the room ("Priya, ...", "nick: ...") is theirs to answer.
         to_other = not job.forced and self._put_to_other(window)
         try:
-            decision = await self._decide(ref, window, job.forced, threshold, superseded, sender, to_other)
+            recall = (settings.pk, job.trigger_pk)
+            decision = await self._decide(ref, window, job.forced, threshold, superseded, sender, to_other, recall)
         except Exception:
             log.exception("decision failed in %s on message %s; no reply", ref.key, msg.message_id)
             await self._record_outcome(job.trigger_pk, outcomes.ERROR)
@@ -366,8 +373,16 @@ class ConversationService:
         superseded: Callable[[], bool],
         sender: ReplySender | None,
         to_other: bool = False,
+        recall: tuple[int, int] | None = None,
     ) -> Decision:
-        """Score the turn, then write the reply under a typing indicator if it is to be spoken."""
+        """Score the turn, then write the reply under a typing indicator if it is to be spoken.
+
+        ``recall`` (channel key, message key): a question about the channel's past is
+        answered from memory (bot/memory), grounded in the passage it names.
+        """
+        if forced and recall is not None and self._about_past(window) is not None:
+            # Memory writes the reply: the score alone is asked of the model here.
+            scored = await self.runtime.adecide(ref.key, window, False, _SCORE_ONLY)
         if not forced:
             # Scoring first (a threshold nothing reaches) lets "typing" show only while a
             # reply is really written, and skips writing one that newer messages made stale.
@@ -377,12 +392,42 @@ class ConversationService:
                 return replace(scored, speak=speak, threshold=threshold)
         typing = sender.typing(ref) if sender is not None else contextlib.nullcontext()
         async with typing:
-            reply = await self.runtime.adecide(ref.key, window, True, threshold)
-        if forced:
+            remembered = await self._remember(ref, window, recall) if recall is not None else None
+            if remembered is None:
+                reply = await self.runtime.adecide(ref.key, window, True, threshold)
+            else:
+                reply = replace(scored, speak=True, text=remembered, forced=forced, threshold=threshold)
+        if forced or remembered is not None:
             return reply
         # The model's own choice to speak: its p_speak, and the time of both calls.
         timings = Timings(**{k: v + getattr(reply.timings, k) for k, v in vars(scored.timings).items()})
         return replace(reply, p_speak=scored.p_speak, speak=True, forced=False, threshold=threshold, timings=timings)
+
+    def _about_past(self, window: list) -> str | None:
+        """Whether the window's last turn asks about the channel's past (bot/memory/intent.py)."""
+        if self.memory is None:
+            return None
+        members = tuple({t.name for t in window if t.role == "user"})
+        return past_question(window[-1].content, members)
+
+    async def _remember(self, ref: ChannelRef, window: list, recall: tuple[int, int]) -> str | None:
+        """The grounded reply to a question about the channel's past; None when the model alone answers."""
+        kind = self._about_past(window)
+        if self.memory is None or kind is None:
+            return None
+        channel_pk, trigger_pk = recall
+        question = window[-1].content
+        try:
+            passages = await self.db(self.memory.search, channel_pk, question, 5, before_pk=trigger_pk)
+        except Exception as e:  # the model alone still answers
+            log.error("memory search failed in %s: %s", ref.key, e)
+            return None
+        min_coverage = self.config.memory.min_coverage
+        if kind == RECALL and not relevant(passages, min_coverage):
+            return None  # "what's the capital of Peru again?" is not about the group
+        grounded = await aanswer(self.runtime, ref.key, window, passages, min_coverage)
+        log.info("memory in %s: %s", ref.key, "found" if grounded.found else "nothing found")
+        return grounded.text
 
     def _put_to_other(self, window: list) -> bool:
         """The window's last message opens by (or ends) addressing another person present in it."""

@@ -37,11 +37,16 @@ class GroundedReply:
 
 
 def relevant(passages: Sequence[Passage], min_coverage: float = DEFAULT_MIN_COVERAGE) -> list[Passage]:
-    """The passages that can answer: enough of the question's words, and a stated value unless nearly all of them."""
+    """The passages that can answer: enough of the question's words, and a stated value unless nearly all of them.
+
+    A message that is itself a question (someone asked the same before) answers nothing.
+    """
     return [
         p
         for p in passages
-        if p.coverage >= min_coverage and (p.states_value or p.document is not None or p.coverage >= SURE_COVERAGE)
+        if p.coverage >= min_coverage
+        and not p.text.rstrip().endswith("?")
+        and (p.states_value or p.document is not None or p.coverage >= SURE_COVERAGE)
     ]
 
 

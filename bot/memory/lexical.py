@@ -15,6 +15,8 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 FTS = "memory_messages_fts"
+# Above every message key.
+NO_LIMIT = 2**62
 # Must be migration 0007's.
 TOKENIZER = "porter unicode61 remove_diacritics 2"
 
@@ -24,7 +26,7 @@ class SQLiteIndex:
 
     _CANDIDATES = text(
         f"SELECT m.id FROM {FTS} CROSS JOIN messages m ON m.id = {FTS}.rowid "
-        f"WHERE {FTS} MATCH :q AND m.channel_pk = :c AND m.from_assistant = 0 "
+        f"WHERE {FTS} MATCH :q AND m.channel_pk = :c AND m.from_assistant = 0 AND m.id < :before "
         # The author's name counts half as much as the text.
         f"ORDER BY bm25({FTS}, 1.0, 0.5) LIMIT :n"
     )
@@ -40,9 +42,11 @@ class SQLiteIndex:
         # Terms are runs of letters and digits (bot/memory/terms.py); quoting makes each a plain word.
         return " OR ".join(f'"{t}"' for t in terms)
 
-    def candidates(self, conn: Connection, channel_pk: int, terms: Sequence[str], limit: int) -> list[int]:
-        """The channel's messages that best match any term, best first."""
-        rows = conn.execute(self._CANDIDATES, {"q": self._match(terms), "c": channel_pk, "n": limit})
+    def candidates(
+        self, conn: Connection, channel_pk: int, terms: Sequence[str], limit: int, before: int = NO_LIMIT
+    ) -> list[int]:
+        """The channel's messages (with a key below ``before``) that best match any term, best first."""
+        rows = conn.execute(self._CANDIDATES, {"q": self._match(terms), "c": channel_pk, "n": limit, "before": before})
         return [r[0] for r in rows]
 
     def doc_freq(self, conn: Connection, channel_pk: int, term: str) -> int:
@@ -75,7 +79,7 @@ class PostgresIndex:
     """The generated ``messages.search_vector`` column and its GIN index (migration 0007)."""
 
     _CANDIDATES = text(
-        "SELECT id FROM messages WHERE channel_pk = :c AND NOT from_assistant "
+        "SELECT id FROM messages WHERE channel_pk = :c AND NOT from_assistant AND id < :before "
         "AND search_vector @@ to_tsquery('english', :q) "
         "ORDER BY ts_rank_cd(search_vector, to_tsquery('english', :q), 1) DESC, id DESC LIMIT :n"
     )
@@ -92,9 +96,11 @@ class PostgresIndex:
         # Terms hold no tsquery operator (letters and digits only).
         return " | ".join(terms)
 
-    def candidates(self, conn: Connection, channel_pk: int, terms: Sequence[str], limit: int) -> list[int]:
-        """The channel's messages that best match any term, best first."""
-        rows = conn.execute(self._CANDIDATES, {"q": self._match(terms), "c": channel_pk, "n": limit})
+    def candidates(
+        self, conn: Connection, channel_pk: int, terms: Sequence[str], limit: int, before: int = NO_LIMIT
+    ) -> list[int]:
+        """The channel's messages (with a key below ``before``) that best match any term, best first."""
+        rows = conn.execute(self._CANDIDATES, {"q": self._match(terms), "c": channel_pk, "n": limit, "before": before})
         return [r[0] for r in rows]
 
     def doc_freq(self, conn: Connection, channel_pk: int, term: str) -> int:

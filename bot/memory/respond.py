@@ -11,16 +11,31 @@ from model_runtime.interface import Runtime
 from model_runtime.protocol import Turn, memory_turn
 
 log = logging.getLogger(__name__)
-# A threshold above any probability: the forced decision only generates.
+# A threshold above any probability: a forced decision only generates.
 _FORCE = 1.01
 PASSAGES_SHOWN = 3
 
 
 def prompt_turns(window: Sequence[Turn], passages: Sequence[Passage]) -> list[Turn]:
     """The window with the passages shown just before its last (the asking) turn."""
-    shown = [(f"{p.document or p.author}, {p.created_at:%d %b}" if p.created_at else p.document or p.author, p.text)
-             for p in passages[:PASSAGES_SHOWN]]  # fmt: skip
+    shown = []
+    for p in passages[:PASSAGES_SHOWN]:
+        who = p.document or p.author
+        shown.append((f"{who}, {p.created_at:%d %b}" if p.created_at else who, p.text))
     return [*window[:-1], memory_turn(shown), window[-1]]
+
+
+def _generate(runtime: Runtime, channel_key: str, turns: list[Turn]) -> str | None:
+    # A runtime that decides answers with a forced decision; one with score/reply roles, with reply().
+    if hasattr(runtime, "decide"):
+        return runtime.decide(channel_key, turns, True, _FORCE).text
+    return runtime.reply(channel_key, turns).text
+
+
+async def _agenerate(runtime: Runtime, channel_key: str, turns: list[Turn]) -> str | None:
+    if hasattr(runtime, "adecide"):
+        return (await runtime.adecide(channel_key, turns, True, _FORCE)).text
+    return (await runtime.areply(channel_key, turns)).text
 
 
 def answer(
@@ -33,12 +48,29 @@ def answer(
     """The grounded reply to the window's last turn; the model is asked only when a passage can answer."""
     question = window[-1].content
     found = relevant(passages, min_coverage)
-    if not found or runtime is None:
-        return compose(question, passages, None, min_coverage=min_coverage)
-    try:
-        decision = runtime.decide(channel_key, prompt_turns(window, found), True, _FORCE)
-        generated = decision.text
-    except Exception as e:  # the quote needs no model: a failed generation still answers
-        log.warning("memory: the responder failed in %s (%s); quoting the source", channel_key, e)
-        generated = None
+    generated = None
+    if found and runtime is not None:
+        try:
+            generated = _generate(runtime, channel_key, prompt_turns(window, found))
+        except Exception as e:  # the quote needs no model: a failed generation still answers
+            log.warning("memory: the responder failed in %s (%s); quoting the source", channel_key, e)
+    return compose(question, passages, generated, min_coverage=min_coverage)
+
+
+async def aanswer(
+    runtime: Runtime,
+    channel_key: str,
+    window: Sequence[Turn],
+    passages: Sequence[Passage],
+    min_coverage: float = DEFAULT_MIN_COVERAGE,
+) -> GroundedReply:
+    """``answer`` with the model run in the runtime's own thread (the service's event loop never blocks)."""
+    question = window[-1].content
+    found = relevant(passages, min_coverage)
+    generated = None
+    if found:
+        try:
+            generated = await _agenerate(runtime, channel_key, prompt_turns(window, found))
+        except Exception as e:
+            log.warning("memory: the responder failed in %s (%s); quoting the source", channel_key, e)
     return compose(question, passages, generated, min_coverage=min_coverage)

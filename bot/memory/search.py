@@ -20,7 +20,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine, Row
 
-from bot.memory.lexical import index_for
+from bot.memory.lexical import NO_LIMIT, index_for
 from bot.memory.sources import message_link
 from bot.memory.terms import query_terms
 from bot.store.models import Channel, Message
@@ -71,8 +71,11 @@ class Memory:
         self.link = link
         self._index = index_for(engine.dialect.name)
 
-    def search(self, channel_pk: int, question: str, k: int = 5) -> list[Passage]:
-        """The ``k`` passages of this channel that best answer ``question``, best first (any coverage)."""
+    def search(self, channel_pk: int, question: str, k: int = 5, *, before_pk: int | None = None) -> list[Passage]:
+        """The ``k`` passages of this channel that best answer ``question``, best first (any coverage).
+
+        ``before_pk``: only messages stored before this one (the question itself and what followed it are left out).
+        """
         terms = query_terms(question, self.assistant_name)
         if not terms:
             return []
@@ -82,7 +85,8 @@ class Memory:
             # Words in a large share of the channel find nothing specific and are slow to
             # rank: candidates come from the others (all of them are still scored).
             selective = [t for t in terms if 0 < dfs[t] <= max(COMMON_SHARE * total, CANDIDATES)] or terms
-            pks = self._index.candidates(conn, channel_pk, selective, CANDIDATES)
+            before = NO_LIMIT if before_pk is None else before_pk
+            pks = self._index.candidates(conn, channel_pk, selective, CANDIDATES, before)
             if not pks:
                 return []
             rows = {m.id: m for m in conn.execute(select(Message).where(Message.id.in_(pks)))}
