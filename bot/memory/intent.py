@@ -3,12 +3,13 @@
 The rule, kept simple so that people can predict it. The message must be a question (a
 question mark, or it opens with a question word or "remind me"). Then:
 
-- ``GROUP``: it points at this group: "we", "our", "us", a verb of saying or deciding
-  ("said", "posted", "mentioned", "sent", "shared", "told", "decided", "agreed",
-  "booked", "picked", "chose", "named", "remind"), or someone of the channel by name
-  ("Jonas's", "Jonas posted"). Memory answers, or says "I can't find that in this channel".
-- ``RECALL``: it only sounds like recalling ("again", "did", "remember", "earlier", "last
-  time", "yesterday"): memory answers when it finds a passage, else the model alone
+- ``GROUP``: it points at what this group said or did: "our", a verb of saying or
+  deciding ("said", "posted", "mentioned", "sent", "shared", "told", "decided",
+  "agreed", "booked", "picked", "chose", "named", "remind"), "did we", "we" with a past
+  verb ("we got", "we booked"), or someone of the channel by name ("Jonas's", "Jonas
+  posted"). Memory answers, or says "I can't find that in this channel".
+- ``RECALL``: it only sounds like recalling ("again", "did", "we", "remember", "earlier",
+  "last time", "yesterday"): memory answers when it finds a passage, else the model alone
   answers, since "what's the capital of Peru again?" is not about the group.
 - None: any other message; the model alone answers.
 """
@@ -26,11 +27,11 @@ _QUESTION_START = re.compile(
     re.I,
 )
 _GROUP = re.compile(
-    r"\b(?:we|we're|we've|we'd|our|ours|us|said|say|posted|post|mentioned|mention|sent|shared|told|decided"
-    r"|agreed|booked|picked|chose|chosen|named|settled|remind)\b",
+    r"\b(?:our|ours|said|say|posted|mentioned|sent|shared|told|decided|agreed|booked|picked|chose|chosen|named"
+    r"|settled|remind|(?:did|were|had) we|we\s+(?:\w+ed|got|had|paid|made|took|set|put|went|bought|found))\b",
     re.I,
 )
-_RECALL = re.compile(r"\b(?:again|did|remember|recall|earlier|last time|yesterday|the other day|last week)\b", re.I)
+_RECALL = re.compile(r"\b(?:again|did|we|remember|recall|earlier|last time|yesterday|the other day|last week)\b", re.I)
 
 
 def past_question(text: str, member_names: tuple[str, ...] = ()) -> str | None:

@@ -25,7 +25,12 @@ def test_questions_about_the_group(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["@assistant what was the wifi password again?", "what's the capital of australia again?"]
+    "text",
+    [
+        "@assistant what was the wifi password again?",
+        "what's the capital of australia again?",
+        "can we go to the beach tomorrow?",
+    ],
 )
 def test_questions_that_only_sound_like_recalling(text: str) -> None:
     assert past_question(text, MEMBERS) == RECALL
@@ -39,6 +44,7 @@ def test_questions_that_only_sound_like_recalling(text: str) -> None:
         "we booked it, thanks",  # not a question
         "lol",
         "Ann, can you send it?",  # a question to a person, nothing about the past
+        "@assistant still with us?",
     ],
 )
 def test_other_messages(text: str) -> None:
