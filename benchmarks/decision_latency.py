@@ -37,7 +37,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from model_runtime import LlamaCppOptions, Turn, create_runtime  # noqa: E402
 
-NEVER = 1.01
 NAMES = ["Alice", "Bob", "Carol", "Dan", "Erin"]
 WORDS = (
     "train station ticket tomorrow morning coffee weather rain sunny lunch meeting project deadline "
@@ -90,13 +89,13 @@ def run_runtime(args: argparse.Namespace, length: int, variant: str) -> dict:
         order = order[: max(args.messages, 2 * channels)]
     # Warm-up, not timed: each channel's history is evaluated once (and the model paged in).
     for c in range(channels):
-        rt.decide(f"ch{c}", windows[c][0][:-1] + [message(random.Random(99), 99)], False, NEVER)
+        rt.score(f"ch{c}", windows[c][0][:-1] + [message(random.Random(99), 99)])
     times, evaluated = [], []
     for c, k in order:
         if variant == "naive":
             rt.forget(f"ch{c}")
         start = time.perf_counter()
-        d = rt.decide(f"ch{c}", windows[c][k], False, NEVER)
+        d = rt.score(f"ch{c}", windows[c][k])
         times.append((time.perf_counter() - start) * 1000)
         evaluated.append(d.timings.tokens_evaluated)
     rt.close()
@@ -113,9 +112,9 @@ def run_floor(args: argparse.Namespace, length: int) -> dict:
     rt = make_runtime(args, 512)
     hist = history(rt, length, seed=0)
     plan = []
-    rt.decide("ch0", hist + [message(random.Random(99), 99)], False, NEVER)
+    rt.score("ch0", hist + [message(random.Random(99), 99)])
     for window in trials(hist, args.messages, seed=0):
-        d = rt.decide("ch0", window, False, NEVER)
+        d = rt.score("ch0", window)
         target = list(rt._seq.tokens)  # prompt + "(sil": what the context holds after the decision
         plan.append((target, d.timings.tokens_evaluated))
     model_path = str(rt.model_path)

@@ -61,7 +61,7 @@ def run_one(setting: str, conversations: int, threads: int) -> dict:
             if msg["role"] != "user":
                 continue
             start = time.perf_counter()
-            rt.decide(f"c{c}", window, False, 1.01)
+            rt.score(f"c{c}", window)
             times.append((time.perf_counter() - start) * 1000)
     rt.close()
     ordered = sorted(times)

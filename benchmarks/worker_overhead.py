@@ -34,7 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from model_runtime import LlamaCppOptions, Turn, create_runtime  # noqa: E402
 from model_runtime.worker import create_isolated_runtime  # noqa: E402
 
-NEVER = 1.01
 NAMES = ["Alice", "Bob", "Carol"]
 WORDS = "train ticket coffee rain lunch meeting match beach soup garden movie book phone bus market".split()
 
@@ -70,7 +69,7 @@ class Samples:
 
     def decide(self, rt, window: list[Turn]) -> None:
         start = time.perf_counter()
-        d = rt.decide("bench", window, False, NEVER)
+        d = rt.score("bench", window)
         wall = (time.perf_counter() - start) * 1000
         self.wall.append(wall)
         # timings.total_ms is measured inside the backend, in whichever process runs it.
@@ -98,7 +97,7 @@ def main() -> None:
     conv = conversation(args.history + args.decisions + 1)
     # Warm-up, not timed: the history is evaluated once by each.
     for rt in (local, worker):
-        rt.decide("bench", conv[: args.history], False, NEVER)
+        rt.score("bench", conv[: args.history])
     runs = {"in_process": Samples(), "worker": Samples()}
     for k in range(args.history + 1, args.history + args.decisions + 1):
         order = [(runs["in_process"], local), (runs["worker"], worker)]

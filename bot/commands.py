@@ -5,18 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from bot.domain import CommandContext
+from bot.operations import Operations
 from bot.store import StoreError
-from model_runtime.protocol import threshold_for
-
-if TYPE_CHECKING:
-    from bot.service import ConversationService
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[["ConversationService", CommandContext, list[str]], Awaitable[str]]
+Handler = Callable[[Operations, CommandContext, list[str]], Awaitable[str]]
 
 
 @dataclass(frozen=True)
@@ -29,29 +25,25 @@ class Command:
     handler: Handler
 
 
-async def _status(svc: ConversationService, ctx: CommandContext, args: list[str]) -> str:
-    s = await svc.channel_settings(ctx.channel)
-    messages, decisions = await svc.db(svc.store.counts, s.pk)
-    recent = await svc.db(svc.store.decisions, s.pk, 1)
-    threshold = threshold_for(s.talkativeness, svc.runtime.base_threshold)
+async def _status(ops: Operations, ctx: CommandContext, args: list[str]) -> str:
+    st = await ops.status(ctx.channel)
+    s = st.settings
     state = "muted" if s.muted else ("disabled" if not s.enabled else "listening")
-    last = f", last p_speak {recent[0].p_speak:.2f} ({recent[0].outcome})" if recent else ""
+    last = f", last p_speak {st.last_p_speak:.2f} ({st.last_outcome})" if st.last_p_speak is not None else ""
     return (
-        f"{state} in {ctx.channel.key}; talkativeness {s.talkativeness} (threshold {threshold:.2f}); "
-        f"history {s.history_size} messages; runtime {svc.runtime.model_id}; "
-        f"stored {messages} messages, {decisions} decisions{last}"
+        f"{state} in {ctx.channel.key}; talkativeness {s.talkativeness} (threshold {st.threshold:.2f}); "
+        f"history {s.history_size} messages; runtime {st.runtime}; "
+        f"stored {st.messages} messages, {st.decisions} decisions{last}"
     )
 
 
-async def _mute(svc: ConversationService, ctx: CommandContext, args: list[str]) -> str:
-    await svc.channel_settings(ctx.channel)
-    await svc.db(svc.store.update_channel, ctx.channel, muted=True)
-    return f"Muted: I won't speak in this channel until someone runs {svc.assistant_name} unmute."
+async def _mute(ops: Operations, ctx: CommandContext, args: list[str]) -> str:
+    await ops.set_muted(ctx.channel, True)
+    return f"Muted: I won't speak in this channel until someone runs {ops.assistant_name} unmute."
 
 
-async def _unmute(svc: ConversationService, ctx: CommandContext, args: list[str]) -> str:
-    await svc.channel_settings(ctx.channel)
-    await svc.db(svc.store.update_channel, ctx.channel, muted=False)
+async def _unmute(ops: Operations, ctx: CommandContext, args: list[str]) -> str:
+    await ops.set_muted(ctx.channel, False)
     return "Unmuted: I'm listening again."
 
 
@@ -64,43 +56,31 @@ def _int_arg(args: list[str], lo: int, hi: int, what: str) -> int:
     return n
 
 
-async def _talkativeness(svc: ConversationService, ctx: CommandContext, args: list[str]) -> str:
+async def _talkativeness(ops: Operations, ctx: CommandContext, args: list[str]) -> str:
     n = _int_arg(args, 0, 100, "talkativeness")
-    await svc.channel_settings(ctx.channel)
-    await svc.db(svc.store.update_channel, ctx.channel, talkativeness=n)
-    threshold = threshold_for(n, svc.runtime.base_threshold)
+    threshold = await ops.set_talkativeness(ctx.channel, n)
     note = " (I'll only speak when addressed)" if threshold > 1 else ""
     return f"Talkativeness set to {n}: I speak when p_speak >= {min(threshold, 1.0):.2f}{note}."
 
 
-async def _history(svc: ConversationService, ctx: CommandContext, args: list[str]) -> str:
+async def _history(ops: Operations, ctx: CommandContext, args: list[str]) -> str:
     n = _int_arg(args, 1, 1000, "history")
-    s = await svc.channel_settings(ctx.channel)
-    await svc.db(svc.store.update_channel, ctx.channel, history_size=n)
-    svc.planner.reset(s.pk)
-    svc.runtime.forget(ctx.channel.key)
+    await ops.set_history(ctx.channel, n)
     return f"I'll read the last {n} messages of this channel when deciding."
 
 
-async def _forget(svc: ConversationService, ctx: CommandContext, args: list[str]) -> str:
-    s = await svc.channel_settings(ctx.channel)
-    n = await svc.db(svc.store.clear_channel, s.pk)
-    svc.planner.reset(s.pk)
-    svc.runtime.forget(ctx.channel.key)
+async def _forget(ops: Operations, ctx: CommandContext, args: list[str]) -> str:
+    n = await ops.forget_channel(ctx.channel)
     return f"Forgot this channel's history: {n} messages deleted."
 
 
-async def _forget_me(svc: ConversationService, ctx: CommandContext, args: list[str]) -> str:
-    keys = await svc.db(svc.store.author_channel_keys, ctx.channel.platform, ctx.author_id)
-    n = await svc.db(svc.store.forget_author, ctx.channel.platform, ctx.author_id)
-    # Cached model states hold the deleted text too: drop those of every channel it was in.
-    for key in {ctx.channel.key, *keys}:
-        svc.runtime.forget(key)
+async def _forget_me(ops: Operations, ctx: CommandContext, args: list[str]) -> str:
+    n = await ops.forget_author(ctx.channel, ctx.author_id)
     return f"Deleted everything I stored from you on {ctx.channel.platform}: {n} messages."
 
 
-async def _help(svc: ConversationService, ctx: CommandContext, args: list[str]) -> str:
-    return help_text(svc.assistant_name)
+async def _help(ops: Operations, ctx: CommandContext, args: list[str]) -> str:
+    return help_text(ops.assistant_name)
 
 
 COMMANDS: dict[str, Command] = {
@@ -125,20 +105,20 @@ def help_text(assistant_name: str) -> str:
     return "\n".join(lines)
 
 
-async def execute(svc: ConversationService, ctx: CommandContext, text: str) -> str:
+async def execute(ops: Operations, ctx: CommandContext, text: str) -> str:
     """Parse and run one command line; unknown commands get the help, non-admins a refusal."""
     words = text.split()
     if not words:
-        return help_text(svc.assistant_name)
+        return help_text(ops.assistant_name)
     name, args = words[0].lower(), words[1:]
     cmd = COMMANDS.get(name)
     if cmd is None:
-        return f"Unknown command {name!r}.\n{help_text(svc.assistant_name)}"
+        return f"Unknown command {name!r}.\n{help_text(ops.assistant_name)}"
     if cmd.admin and not ctx.is_admin:
         log.warning("refused admin command %r from %s in %s", name, ctx.author_id, ctx.channel.key)
         return f"Sorry, only channel admins can use {name}."
     try:
-        answer = await cmd.handler(svc, ctx, args)
+        answer = await cmd.handler(ops, ctx, args)
     except ValueError as e:
         return f"{e}. Usage: {cmd.usage}"
     except StoreError as e:

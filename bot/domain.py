@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from model_runtime.interface import Timings
+
 # Whether this process serves a server (a Discord guild; None: channels without one, such as
 # direct messages). Several processes sharing one store each serve their own servers.
 ServerFilter = Callable[[str | None], bool]
@@ -62,6 +64,18 @@ class SentMessage:
 
     message_id: str
     created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the service decided on one message: p_speak, whether to speak, and the reply text."""
+
+    p_speak: float
+    speak: bool
+    text: str | None = None
+    forced: bool = False
+    threshold: float = 0.5
+    timings: Timings = field(default_factory=Timings)
 
 
 class ReplySender(Protocol):

@@ -1,9 +1,9 @@
 """The conversation service: every platform's messages flow through here.
 
 forced? -> store -> gates -> per-channel scheduler -> window (up to the message) ->
-runtime.decide -> reply -> record the decision and the message's outcome
-(DESIGN.md, "Data flow"). A message stored without an outcome is decided again by
-``resume_pending`` at the next start.
+decider.score -> force, mute and threshold (here alone) -> responder.reply when speaking
+-> record the decision and the message's outcome (DESIGN.md, "Data flow"). A message
+stored without an outcome is decided again by ``resume_pending`` at the next start.
 """
 
 from __future__ import annotations
@@ -14,31 +14,30 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 from bot import outcomes
+from bot.commands import execute
 from bot.config import Config
-from bot.domain import ChannelRef, CommandContext, IncomingMessage, ReplySender, ServerFilter, utcnow
+from bot.domain import ChannelRef, CommandContext, Decision, IncomingMessage, ReplySender, ServerFilter, utcnow
 from bot.memory import Memory
 from bot.memory.answer import relevant
 from bot.memory.intent import RECALL, past_question
 from bot.memory.respond import aanswer
+from bot.operations import Operations
 from bot.scheduler import ChannelScheduler, Job
 from bot.store import ChannelSettings, DecisionRow, Store, StoreError
 from bot.window import WindowPlanner
 from model_runtime.addressing import addressee, addresses_assistant
-from model_runtime.interface import Decision, Runtime, Timings
-from model_runtime.protocol import threshold_for
+from model_runtime.interface import Runtime, Score, Timings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Sent when a forced decision generated nothing usable (e.g. only protocol markers).
+# Sent when a forced turn got no usable reply (only protocol markers, or no runtime to write one).
 FORCED_FALLBACK = "Sorry, I don't have an answer to that."
-# A threshold above any probability: the runtime scores the turn and writes nothing.
-_SCORE_ONLY = 1.01
 
 
 @dataclass(frozen=True)
@@ -53,11 +52,16 @@ class DecisionEvent:
 
 
 class ConversationService:
-    """The platform-neutral core shared by all adapters."""
+    """The platform-neutral core shared by all adapters.
 
-    def __init__(self, store: Store, runtime: Runtime, config: Config) -> None:
+    ``decider`` scores every message; ``responder`` (by default the decider itself) writes
+    the replies. Adapters and commands use ``ops``, the named operations, not the store.
+    """
+
+    def __init__(self, store: Store, decider: Runtime, config: Config, responder: Runtime | None = None) -> None:
         self.store = store
-        self.runtime = runtime
+        self.decider = decider
+        self.responder = responder or decider
         self.config = config
         self.assistant_name = config.assistant.name
         conv = config.conversation
@@ -67,7 +71,7 @@ class ConversationService:
             trim_to=conv.trim_to,
             max_message_chars=conv.max_message_chars,
             max_name_chars=conv.max_name_chars,
-            count_tokens=runtime.count_tokens,
+            count_tokens=decider.count_tokens,
         )
         self.scheduler = ChannelScheduler(self._run_job, self._superseded)
         mem = config.memory
@@ -80,6 +84,7 @@ class ConversationService:
         self._listeners: list[Callable[[DecisionEvent], None]] = []
         # One thread for the store keeps writes in arrival order and off the event loop.
         self._db_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="chime-store")
+        self.ops = Operations(store, self.db, self.planner, self.decider, self.responder, config)
         self._purge_task: asyncio.Task[None] | None = None
         self._bookkeeping: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -111,10 +116,7 @@ class ConversationService:
 
     async def channel_settings(self, channel: ChannelRef) -> ChannelSettings:
         """The channel's settings, creating it with the configured defaults."""
-        conv = self.config.conversation
-        return await self.db(
-            self.store.channel, channel, talkativeness=conv.talkativeness, history_size=conv.history_messages
-        )
+        return await self.ops.channel_settings(channel)
 
     # --- events from adapters ---------------------------------------------------
 
@@ -283,14 +285,12 @@ class ConversationService:
             log.error("deletion of %s in %s not applied: %s", message_id, channel.key, e)
             return False
         if deleted:
-            self.runtime.forget(channel.key)
+            self.ops.drop_model_state(channel.key)
         return deleted
 
     async def run_command(self, ctx: CommandContext, text: str) -> str:
         """Run an admin command (the words after the platform's command prefix); returns the answer."""
-        from bot.commands import execute
-
-        return await execute(self, ctx, text)
+        return await execute(self.ops, ctx, text)
 
     # --- deciding ---------------------------------------------------------------
 
@@ -312,7 +312,7 @@ class ConversationService:
         if not window or window[-1].role != "user":
             log.info("no decision in %s: message %s is no longer stored", ref.key, msg.message_id)
             return
-        threshold = threshold_for(settings.talkativeness, self.runtime.base_threshold)
+        threshold = self.ops.threshold(settings.talkativeness)
         sender = self._senders.get(ref.platform)
         started = time.perf_counter()
         # A question put to another person in the room ("Priya, ...", "nick: ...") is theirs to answer.
@@ -342,8 +342,8 @@ class ConversationService:
             threshold=threshold,
             spoke=outcome == outcomes.SENT,
             forced=job.forced,
-            runtime=self.runtime.name,
-            model_id=self.runtime.model_id[:512],
+            runtime=self.decider.name,
+            model_id=self.decider.model_id[:512],
             latency_ms=latency_ms,
             outcome=outcome,
         )
@@ -375,33 +375,49 @@ class ConversationService:
         to_other: bool = False,
         recall: tuple[int, int] | None = None,
     ) -> Decision:
-        """Score the turn, then write the reply under a typing indicator if it is to be spoken.
+        """Score the turn, apply force and the threshold, then write the reply under a typing indicator.
 
         ``recall`` (channel key, message key): a question about the channel's past is
         answered from memory (bot/memory), grounded in the passage it names.
         """
-        if forced and recall is not None and self._about_past(window) is not None:
-            # Memory writes the reply: the score alone is asked of the model here.
-            scored = await self.runtime.adecide(ref.key, window, False, _SCORE_ONLY)
-        if not forced:
-            # Scoring first (a threshold nothing reaches) lets "typing" show only while a
-            # reply is really written, and skips writing one that newer messages made stale.
-            scored = await self.runtime.adecide(ref.key, window, False, _SCORE_ONLY)
-            if scored.p_speak < threshold or to_other or superseded():
-                speak = scored.p_speak >= threshold and not to_other
-                return replace(scored, speak=speak, threshold=threshold)
+        scored = await self._score(ref, window, forced)
+        if scored is None:
+            # Scoring failed on a forced turn: it is answered all the same, unless the
+            # runtime that just failed is the one that would write the answer.
+            if self.responder is self.decider:
+                return Decision(0.0, True, None, forced, threshold)
+            scored = Score(0.0)
+        speak = forced or (scored.p_speak >= threshold and not to_other)
+        if not speak or (not forced and superseded()):
+            # Newer messages made a reply stale: none is written ("typing" shows only for real replies).
+            return Decision(scored.p_speak, speak, None, forced, threshold, scored.timings)
         typing = sender.typing(ref) if sender is not None else contextlib.nullcontext()
         async with typing:
             remembered = await self._remember(ref, window, recall) if recall is not None else None
             if remembered is None:
-                reply = await self.runtime.adecide(ref.key, window, True, threshold)
+                text, timings = await self._reply(ref, window)
             else:
-                reply = replace(scored, speak=True, text=remembered, forced=forced, threshold=threshold)
-        if forced or remembered is not None:
-            return reply
-        # The model's own choice to speak: its p_speak, and the time of both calls.
-        timings = Timings(**{k: v + getattr(reply.timings, k) for k, v in vars(scored.timings).items()})
-        return replace(reply, p_speak=scored.p_speak, speak=True, forced=False, threshold=threshold, timings=timings)
+                text, timings = remembered, Timings()
+        return Decision(scored.p_speak, True, text, forced, threshold, scored.timings + timings)
+
+    async def _score(self, ref: ChannelRef, window: list, forced: bool) -> Score | None:
+        """The decider's score; None when it failed on a forced turn (an unforced one raises)."""
+        try:
+            return await self.decider.ascore(ref.key, window)
+        except Exception as e:
+            if not forced:
+                raise
+            log.error("scoring in %s failed (%s); the forced turn is answered anyway", ref.key, e)
+            return None
+
+    async def _reply(self, ref: ChannelRef, window: list) -> tuple[str | None, Timings]:
+        """The responder's text, or None when it failed (a forced turn then gets the fallback)."""
+        try:
+            reply = await self.responder.areply(ref.key, window)
+        except Exception as e:
+            log.error("reply in %s failed: %s", ref.key, e)
+            return None, Timings()
+        return reply.text, reply.timings
 
     def _about_past(self, window: list) -> str | None:
         """Whether the window's last turn asks about the channel's past (bot/memory/intent.py)."""
@@ -425,7 +441,7 @@ class ConversationService:
         min_coverage = self.config.memory.min_coverage
         if kind == RECALL and not relevant(passages, min_coverage):
             return None  # "what's the capital of Peru again?" is not about the group
-        grounded = await aanswer(self.runtime, ref.key, window, passages, min_coverage)
+        grounded = await aanswer(self.responder, ref.key, window, passages, min_coverage)
         log.info("memory in %s: %s", ref.key, "found" if grounded.found else "nothing found")
         return grounded.text
 
@@ -444,6 +460,8 @@ class ConversationService:
         if not job.forced and superseded():
             # Newer messages arrived while deciding: the next decision sees them all.
             return outcomes.SUPERSEDED, None
+        if decision.text is None and not job.forced:
+            return outcomes.ERROR, None  # the responder failed: an unforced turn stays silent
         text = (decision.text or "").strip()
         if not text and job.forced:
             # Someone addressed the bot: silence would look like a crash, so say so instead.

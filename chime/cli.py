@@ -138,9 +138,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     print(f"    gold {name}: {m['content']}")
                     continue
                 window.append(Turn(role="user", name=sanitize_name(m["name"], name), content=m["content"]))
-                d = runtime.decide(f"replay-{n}", window, False, threshold)
+                d = runtime.score(f"replay-{n}", window)
                 gold = "speak" if i + 1 < len(conv) and conv[i + 1]["role"] == "assistant" else "silent"
-                verdict = "speak " if d.speak else "silent"
+                verdict = "speak " if d.p_speak >= threshold else "silent"
                 print(f"{m['name']}: {m['content']}    [{verdict} p={d.p_speak:.2f} gold={gold}]")
     finally:
         runtime.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from model_runtime.interface import Decision, Runtime, RuntimeError_, Timings
+from model_runtime.interface import Reply, Runtime, RuntimeError_, Score, Timings
 from model_runtime.options import (
     LlamaCppOptions,
     OpenAICompatOptions,
@@ -13,7 +13,8 @@ from model_runtime.options import (
 from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, Turn
 
 __all__ = [
-    "Decision",
+    "Reply",
+    "Score",
     "Runtime",
     "RuntimeError_",
     "Timings",

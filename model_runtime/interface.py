@@ -1,23 +1,31 @@
-"""The runtime interface: what the bot core calls to decide and to reply."""
+"""The runtime interface: what the bot core calls to score a turn and to write a reply.
+
+Two roles, two calls. ``score`` runs on every message and says how likely the assistant
+should speak; ``reply`` runs only when the service has decided to speak and writes the
+text. Whether to speak (force, mute, the threshold) is the service's business alone.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, Turn
 
+T = TypeVar("T")
+
 
 class RuntimeError_(Exception):
-    """A runtime could not be created or could not decide (names the file or channel)."""
+    """A runtime could not be created, could not score or could not reply (names the file or channel)."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Timings:
-    """Where a decision's time went, in milliseconds, and how many tokens were evaluated."""
+    """Where a call's time went, in milliseconds, and how many tokens it evaluated."""
 
     prompt_ms: float = 0.0
     decide_ms: float = 0.0
@@ -27,24 +35,41 @@ class Timings:
     tokens_cached: int = 0
     tokens_generated: int = 0
 
+    def __add__(self, other: Timings) -> Timings:
+        """Both calls' time and tokens (a score followed by a reply)."""
+        return Timings(
+            prompt_ms=self.prompt_ms + other.prompt_ms,
+            decide_ms=self.decide_ms + other.decide_ms,
+            generate_ms=self.generate_ms + other.generate_ms,
+            total_ms=self.total_ms + other.total_ms,
+            tokens_evaluated=self.tokens_evaluated + other.tokens_evaluated,
+            tokens_cached=self.tokens_cached + other.tokens_cached,
+            tokens_generated=self.tokens_generated + other.tokens_generated,
+        )
 
-@dataclass
-class Decision:
-    """The outcome of one decision: p_speak, whether to speak, and the reply text."""
+
+@dataclass(frozen=True)
+class Score:
+    """How likely the assistant should speak after the window's last turn."""
 
     p_speak: float
-    speak: bool
-    text: str | None = None
-    forced: bool = False
-    threshold: float = 0.5
+    timings: Timings = field(default_factory=Timings)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the assistant says (cleaned of protocol markers; may be empty)."""
+
+    text: str
     timings: Timings = field(default_factory=Timings)
 
 
 class Runtime(ABC):
-    """A backend that decides whether to speak and writes the reply.
+    """A backend that scores turns and writes replies.
 
-    ``decide`` blocks; the core calls ``adecide``, which runs it in the runtime's one
-    worker thread so the event loop never blocks and the model is used by one thread.
+    ``score`` and ``reply`` block; the core calls ``ascore`` and ``areply``, which run
+    them in the runtime's one worker thread so the event loop never blocks and the model
+    is used by one thread.
     """
 
     #: short backend name recorded with each decision (``llama_cpp``, ``rules``, ...)
@@ -65,17 +90,28 @@ class Runtime(ABC):
         return 0.5
 
     @abstractmethod
-    def decide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float = 0.5) -> Decision:
-        """Decide on the window's last (human) turn; generate the reply if speaking."""
+    def score(self, channel: str, window: Sequence[Turn]) -> Score:
+        """P(speak) after the window's last (human) turn, reusing the channel's cached state."""
 
-    async def adecide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float = 0.5) -> Decision:
-        """``decide`` in the runtime's worker thread."""
+    @abstractmethod
+    def reply(self, channel: str, window: Sequence[Turn]) -> Reply:
+        """The assistant's reply to the window's last (human) turn."""
+
+    async def ascore(self, channel: str, window: Sequence[Turn]) -> Score:
+        """``score`` in the runtime's worker thread."""
+        return await self._in_thread(self.score, channel, list(window))
+
+    async def areply(self, channel: str, window: Sequence[Turn]) -> Reply:
+        """``reply`` in the runtime's worker thread."""
+        return await self._in_thread(self.reply, channel, list(window))
+
+    async def _in_thread(self, fn: Callable[[str, list[Turn]], T], channel: str, window: list[Turn]) -> T:
         if self._executor is None:
             self._executor = concurrent.futures.ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix=f"chime-{self.name}"
             )
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.decide, channel, list(window), force, threshold)
+        return await loop.run_in_executor(self._executor, fn, channel, window)
 
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes in a prompt; backends with a tokenizer override this estimate."""

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,16 +18,18 @@ import numpy as np
 
 from model_runtime.channel_states import ChannelStates, SavedState
 from model_runtime.gguf_meta import read_metadata
-from model_runtime.interface import Decision, Runtime, RuntimeError_, Timings
+from model_runtime.interface import RuntimeError_, Timings
 from model_runtime.llama_cpp_context import LlamaSequence, log_softmax
 from model_runtime.llama_load import install as install_llama_log
 from model_runtime.llama_load import load_llama, safe_model_defaults
 from model_runtime.options import LlamaCppOptions
 from model_runtime.preflight import llama_cpp_files, prompt_budget
-from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, Turn, clean_reply, p_speak_from_logprobs
+from model_runtime.prompt_runtime import PromptRuntime
+from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, p_speak_from_logprobs
 from model_runtime.template import (
     GENERATION_PREFILL,
     DecisionTokens,
+    Prompt,
     PromptBuilder,
     common_prefix,
     continuation_tokens,
@@ -69,8 +69,8 @@ class VocabCounter:
             self._model = None
 
 
-class LlamaCppRuntime(Runtime):
-    """Decides and replies with llama.cpp, caching each channel's evaluated tokens."""
+class LlamaCppRuntime(PromptRuntime):
+    """Scores and replies with llama.cpp, caching each channel's evaluated tokens."""
 
     name = "llama_cpp"
 
@@ -89,7 +89,6 @@ class LlamaCppRuntime(Runtime):
         )
         self._states: ChannelStates = ChannelStates(options.cache_budget_mb * 1024 * 1024)
         self._active: str | None = None
-        self._lock = threading.Lock()
         self._rng = np.random.default_rng(options.seed)
 
     def _load(self) -> llama_cpp.Llama:
@@ -135,14 +134,17 @@ class LlamaCppRuntime(Runtime):
         """Tokens ``text`` takes, with the model's tokenizer."""
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
-    def forget(self, channel: str) -> None:
+    def _drop_state(self, channel: str) -> None:
         """Drop the channel's saved or live state."""
-        with self._lock:
-            self._states.drop(channel)
-            self._builder.forget(channel)
-            if self._active == channel:
-                self._seq.clear()
-                self._active = None
+        self._states.drop(channel)
+        if self._active == channel:
+            self._seq.clear()
+            self._active = None
+
+    def _after_failure(self) -> None:
+        # Whatever the context holds now is not trustworthy.
+        self._seq.clear()
+        self._active = None
 
     def close(self) -> None:
         """Free the model, the context and the worker thread."""
@@ -151,44 +153,23 @@ class LlamaCppRuntime(Runtime):
             self._seq.close()
             self._llm.close()
 
-    def decide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float = 0.5) -> Decision:
-        """Score "(response" against "(silence" on the channel's cached state; generate if speaking."""
-        with self._lock:
-            try:
-                return self._decide(channel, window, force, threshold)
-            except Exception as exc:
-                log.exception("decision failed in channel %s", channel)
-                # Whatever the context holds now is not trustworthy.
-                self._seq.clear()
-                self._active = None
-                raise RuntimeError_(f"decision failed in channel {channel!r}: {exc}") from exc
+    def _p_speak(self, channel: str, prompt: Prompt) -> tuple[float, Timings]:
+        """Score "(response" against "(silence" on the channel's cached state."""
+        cached = self._prepare(channel, prompt)
+        p_speak = self._score(prompt.decision)
+        return p_speak, Timings(tokens_evaluated=self._seq.evaluated, tokens_cached=cached)
 
-    def _decide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float) -> Decision:
-        t0 = time.perf_counter()
-        prompt = self._builder.build(channel, window)
+    def _generate(self, channel: str, prompt: Prompt) -> tuple[str, Timings]:
+        """Prefill "(response)" on the channel's cached state and generate."""
+        cached = self._prepare(channel, prompt)
+        text, generated = self._continue(prompt.text, prompt.all_tokens)
+        return text, Timings(tokens_evaluated=self._seq.evaluated, tokens_cached=cached, tokens_generated=generated)
+
+    def _prepare(self, channel: str, prompt: Prompt) -> int:
+        """Make the channel live and count from zero; returns how many prompt tokens are cached."""
         self._activate(channel)
         self._seq.evaluated = 0
-        cached = min(len(prompt.tokens), common_prefix(self._seq.tokens, prompt.tokens))
-        t1 = time.perf_counter()
-        p_speak = self._score(prompt.decision)
-        t2 = time.perf_counter()
-        speak = force or p_speak >= threshold
-        text, generated = None, 0
-        if speak:
-            reply, generated = self._generate(prompt.text, prompt.all_tokens)
-            names = [t.name for t in prompt.turns if t.role == "user"]
-            text = clean_reply(reply, names, self.assistant_name)
-        t3 = time.perf_counter()
-        timings = Timings(
-            prompt_ms=(t1 - t0) * 1000,
-            decide_ms=(t2 - t1) * 1000,
-            generate_ms=(t3 - t2) * 1000,
-            total_ms=(t3 - t0) * 1000,
-            tokens_evaluated=self._seq.evaluated,
-            tokens_cached=cached,
-            tokens_generated=generated,
-        )
-        return Decision(p_speak=p_speak, speak=speak, text=text, forced=force, threshold=threshold, timings=timings)
+        return min(len(prompt.tokens), common_prefix(self._seq.tokens, prompt.tokens))
 
     def _activate(self, channel: str) -> None:
         """Make ``channel``'s state the live one, snapshotting the previous channel's."""
@@ -215,7 +196,7 @@ class LlamaCppRuntime(Runtime):
         lp_speak, lp_silent = decision.logprobs(lambda prefix, tok: float(rows[prefix][tok]))
         return p_speak_from_logprobs(lp_speak, lp_silent)
 
-    def _generate(self, prompt_text: str, prompt_tokens: Sequence[int]) -> tuple[str, int]:
+    def _continue(self, prompt_text: str, prompt_tokens: Sequence[int]) -> tuple[str, int]:
         """Prefill "(response)" and generate to the end of the turn or max_tokens."""
         drop, prefill = continuation_tokens(self._tokenize, prompt_text, GENERATION_PREFILL)
         target = list(prompt_tokens[: len(prompt_tokens) - drop]) + prefill

@@ -10,8 +10,6 @@ to generate the reply. The server's prompt cache makes the follow-up requests ch
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,10 +17,11 @@ from typing import Any
 import httpx
 
 from model_runtime.gguf_meta import read_metadata
-from model_runtime.interface import Decision, Runtime, RuntimeError_, Timings
+from model_runtime.interface import RuntimeError_, Timings
 from model_runtime.options import OpenAICompatOptions
 from model_runtime.preflight import api_key, template_source
-from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, Turn, clean_reply, p_speak_from_logprobs
+from model_runtime.prompt_runtime import PromptRuntime
+from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, p_speak_from_logprobs
 from model_runtime.template import GENERATION_PREFILL, ChatTemplate, Prompt, PromptBuilder
 
 log = logging.getLogger(__name__)
@@ -79,8 +78,8 @@ class _HfTokenizer:
         return self._tok.decode([token])
 
 
-class OpenAICompatRuntime(Runtime):
-    """Decides and replies through a server's ``/v1/completions`` endpoint."""
+class OpenAICompatRuntime(PromptRuntime):
+    """Scores and replies through a server's ``/v1/completions`` endpoint."""
 
     name = "openai"
 
@@ -99,7 +98,6 @@ class OpenAICompatRuntime(Runtime):
         if key:
             headers["Authorization"] = f"Bearer {key}"
         self._http = httpx.Client(base_url=options.base_url.rstrip("/"), headers=headers, timeout=options.timeout_s)
-        self._lock = threading.Lock()
         self.requests = 0  # completions requests sent, for tests and logs
         self._warned_top_k = False
 
@@ -117,49 +115,24 @@ class OpenAICompatRuntime(Runtime):
         """Tokens ``text`` takes, with the model's tokenizer."""
         return len(self._tok.tokenize(text, special=False))
 
-    def forget(self, channel: str) -> None:
-        """Drop the channel's trimming anchor (the server owns its own cache)."""
-        with self._lock:
-            self._builder.forget(channel)
-
     def close(self) -> None:
         """Close the HTTP client and the worker thread."""
         super().close()
         self._http.close()
 
-    def decide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float = 0.5) -> Decision:
-        """p_speak from the server's log-probabilities; the reply from a second completion if speaking."""
-        with self._lock:
-            try:
-                return self._decide(channel, window, force, threshold)
-            except Exception as exc:
-                log.exception("decision failed in channel %s", channel)
-                raise RuntimeError_(f"decision failed in channel {channel!r}: {exc}") from exc
-
-    def _decide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float) -> Decision:
-        t0 = time.perf_counter()
-        prompt = self._builder.build(channel, window)
+    def _p_speak(self, channel: str, prompt: Prompt) -> tuple[float, Timings]:
+        """p_speak from the server's top log-probabilities (the server owns its own cache)."""
         if prompt.decision.merged:
             # Prompts are sent as text, so the continuations must start on a token boundary.
             raise RuntimeError_("the chat template's generation prompt merges with '(response'; use a local backend")
-        t1 = time.perf_counter()
-        p_speak = self._score(prompt)
-        t2 = time.perf_counter()
-        speak = force or p_speak >= threshold
-        text, generated = None, 0
-        if speak:
-            reply, generated = self._generate(prompt.text)
-            names = [t.name for t in prompt.turns if t.role == "user"]
-            text = clean_reply(reply, names, self.assistant_name)
-        t3 = time.perf_counter()
-        timings = Timings(
-            prompt_ms=(t1 - t0) * 1000,
-            decide_ms=(t2 - t1) * 1000,
-            generate_ms=(t3 - t2) * 1000,
-            total_ms=(t3 - t0) * 1000,
-            tokens_generated=generated,
-        )
-        return Decision(p_speak=p_speak, speak=speak, text=text, forced=force, threshold=threshold, timings=timings)
+        return self._score(prompt), Timings()
+
+    def _generate(self, channel: str, prompt: Prompt) -> tuple[str, Timings]:
+        """Prefill "(response)" and let the server generate to the end of the turn or max_tokens."""
+        choice = self._complete(prompt.text + GENERATION_PREFILL, self.options.max_tokens, None)
+        text = choice.get("text") or ""
+        generated = len(self._tok.tokenize(text, special=False)) if text else 0
+        return text, Timings(tokens_generated=generated)
 
     def _complete(self, prompt: str, max_tokens: int, logprobs: int | None) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.options.model, "prompt": prompt, "max_tokens": max_tokens}
@@ -203,9 +176,3 @@ class OpenAICompatRuntime(Runtime):
             return float(min(table.values()))
 
         return p_speak_from_logprobs(*decision.logprobs(lookup))
-
-    def _generate(self, prompt_text: str) -> tuple[str, int]:
-        """Prefill "(response)" and let the server generate to the end of the turn or max_tokens."""
-        choice = self._complete(prompt_text + GENERATION_PREFILL, self.options.max_tokens, None)
-        text = choice.get("text") or ""
-        return text, len(self._tok.tokenize(text, special=False)) if text else 0

@@ -6,7 +6,7 @@ import re
 import time
 from collections.abc import Sequence
 
-from model_runtime.interface import Decision, Runtime, Timings
+from model_runtime.interface import Reply, Runtime, Score, Timings
 from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, Turn
 
 _QUESTION_WORDS = re.compile(r"^(who|what|when|where|which|how many|how much|how long|what year)\b", re.I)
@@ -21,13 +21,12 @@ class RuleBasedRuntime(Runtime):
         super().__init__(assistant_name)
         self.delay_s = delay_s
 
-    def decide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float = 0.5) -> Decision:
+    def score(self, channel: str, window: Sequence[Turn]) -> Score:
         """Estimate p_speak from surface cues of the last human turn."""
         start = time.perf_counter()
         if self.delay_s:
             time.sleep(self.delay_s)  # stands in for a model's time
-        last = window[-1]
-        text = last.content.strip()
+        text = window[-1].content.strip()
         addressed = re.search(rf"(^|\W)@?{re.escape(self.assistant_name)}\b", text, re.I) is not None
         if addressed:
             p = 0.9
@@ -35,16 +34,10 @@ class RuleBasedRuntime(Runtime):
             p = 0.3
         else:
             p = 0.05
-        speak = force or p >= threshold
-        reply = None
-        if speak:
-            reply = f"I'm running without a language model (rule-based runtime), so I can't answer that, {last.name}."
         total = (time.perf_counter() - start) * 1000
-        return Decision(
-            p_speak=p,
-            speak=speak,
-            text=reply,
-            forced=force,
-            threshold=threshold,
-            timings=Timings(total_ms=total, decide_ms=total),
-        )
+        return Score(p, Timings(total_ms=total, decide_ms=total))
+
+    def reply(self, channel: str, window: Sequence[Turn]) -> Reply:
+        """Say plainly that no model is loaded."""
+        name = window[-1].name
+        return Reply(f"I'm running without a language model (rule-based runtime), so I can't answer that, {name}.")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,10 +16,18 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
-from model_runtime.interface import Decision, Runtime, RuntimeError_, Timings
+from model_runtime.interface import RuntimeError_, Timings
 from model_runtime.options import TransformersOptions
-from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, Turn, clean_reply, p_speak_from_logprobs
-from model_runtime.template import GENERATION_PREFILL, ChatTemplate, DecisionTokens, PromptBuilder, continuation_tokens
+from model_runtime.prompt_runtime import PromptRuntime
+from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, p_speak_from_logprobs
+from model_runtime.template import (
+    GENERATION_PREFILL,
+    ChatTemplate,
+    DecisionTokens,
+    Prompt,
+    PromptBuilder,
+    continuation_tokens,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +36,8 @@ _DECISION_RESERVE = 16
 _END_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|endoftext|>", "<end_of_turn>", "<|end|>")
 
 
-class TransformersRuntime(Runtime):
-    """Decides and replies with a transformers causal LM on GPU (4-bit) or CPU."""
+class TransformersRuntime(PromptRuntime):
+    """Scores and replies with a transformers causal LM on GPU (4-bit) or CPU."""
 
     name = "transformers"
 
@@ -61,7 +67,6 @@ class TransformersRuntime(Runtime):
             self.template, self._tokenize, budget, prompted=options.prompt_style == "prompted", bos_id=bos
         )
         self._end_ids = self._end_token_ids()
-        self._lock = threading.Lock()
 
     def _source(self) -> dict[str, Any]:
         return {"gguf_file": self.options.gguf_file} if self.options.gguf_file else {}
@@ -134,43 +139,17 @@ class TransformersRuntime(Runtime):
         """Tokens ``text`` takes, with the model's tokenizer."""
         return len(self._tokenize(text))
 
-    def forget(self, channel: str) -> None:
-        """Drop the channel's trimming anchor (this backend keeps no KV state between calls)."""
-        with self._lock:
-            self._builder.forget(channel)
-
-    def decide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float = 0.5) -> Decision:
-        """Score "(response" against "(silence" in one forward pass; generate if speaking."""
-        with self._lock:
-            try:
-                return self._decide(channel, window, force, threshold)
-            except Exception as exc:
-                log.exception("decision failed in channel %s", channel)
-                raise RuntimeError_(f"decision failed in channel {channel!r}: {exc}") from exc
+    @torch.inference_mode()
+    def _p_speak(self, channel: str, prompt: Prompt) -> tuple[float, Timings]:
+        """Score "(response" against "(silence" in one forward pass (this backend keeps no KV state)."""
+        p_speak, evaluated = self._score(prompt.decision)
+        return p_speak, Timings(tokens_evaluated=evaluated)
 
     @torch.inference_mode()
-    def _decide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float) -> Decision:
-        t0 = time.perf_counter()
-        prompt = self._builder.build(channel, window)
-        t1 = time.perf_counter()
-        p_speak, evaluated = self._score(prompt.decision)
-        t2 = time.perf_counter()
-        speak = force or p_speak >= threshold
-        text, generated = None, 0
-        if speak:
-            reply, generated = self._generate(prompt.text, prompt.all_tokens)
-            names = [t.name for t in prompt.turns if t.role == "user"]
-            text = clean_reply(reply, names, self.assistant_name)
-        t3 = time.perf_counter()
-        timings = Timings(
-            prompt_ms=(t1 - t0) * 1000,
-            decide_ms=(t2 - t1) * 1000,
-            generate_ms=(t3 - t2) * 1000,
-            total_ms=(t3 - t0) * 1000,
-            tokens_evaluated=evaluated + generated,
-            tokens_generated=generated,
-        )
-        return Decision(p_speak=p_speak, speak=speak, text=text, forced=force, threshold=threshold, timings=timings)
+    def _generate(self, channel: str, prompt: Prompt) -> tuple[str, Timings]:
+        """Prefill "(response)" and decode greedily."""
+        text, prompt_len, generated = self._decode(prompt.text, prompt.all_tokens)
+        return text, Timings(tokens_evaluated=prompt_len + generated, tokens_generated=generated)
 
     def _score(self, decision: DecisionTokens) -> tuple[float, int]:
         """p_speak and the number of tokens evaluated."""
@@ -189,8 +168,8 @@ class TransformersRuntime(Runtime):
         lp_speak, lp_silent = decision.logprobs(lambda prefix, tok: float(rows[prefix][tok]))
         return p_speak_from_logprobs(lp_speak, lp_silent), evaluated
 
-    def _generate(self, prompt_text: str, prompt_tokens: Sequence[int]) -> tuple[str, int]:
-        """Prefill "(response)" and decode greedily to the end of the turn or max_tokens."""
+    def _decode(self, prompt_text: str, prompt_tokens: Sequence[int]) -> tuple[str, int, int]:
+        """Decode to the end of the turn or max_tokens; returns the text, the prompt's length and the tokens made."""
         drop, prefill = continuation_tokens(self._tokenize, prompt_text, GENERATION_PREFILL)
         ids = list(prompt_tokens[: len(prompt_tokens) - drop]) + prefill
         inputs = torch.tensor([ids], device=self.device)
@@ -206,4 +185,4 @@ class TransformersRuntime(Runtime):
         new = [int(t) for t in out[0, len(ids) :]]
         while new and new[-1] in self._end_ids:
             new.pop()
-        return self.tokenizer.decode(new, skip_special_tokens=True), len(new)
+        return self.tokenizer.decode(new, skip_special_tokens=True), len(ids), len(new)

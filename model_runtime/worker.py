@@ -26,7 +26,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from model_runtime.interface import Decision, Runtime, RuntimeError_
+from model_runtime.interface import Reply, Runtime, RuntimeError_, Score
 from model_runtime.options import LlamaCppOptions, RuntimeOptions
 from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, Turn
 
@@ -188,11 +188,10 @@ class ProcessRuntime(Runtime):
 
     A dead worker is restarted after a backoff (``backoff_s`` doubling to
     ``max_backoff_s``, reset once a worker lived ``healthy_s``); a call waits for a
-    restart at most ``max_wait_s``, else fails at once. A call that gets no answer within
-    ``call_timeout_s`` kills the worker and is not retried (the same input would likely
-    hang again). A forced ``decide`` that fails
-    because the worker died returns a reply-less decision to speak, which the service
-    answers with its short fallback; an unforced one raises (the turn stays silent).
+    restart at most ``max_wait_s``, else fails at once with ``WorkerUnavailable``. A call
+    that gets no answer within ``call_timeout_s`` kills the worker and is not retried (the
+    same input would likely hang again). The service then answers a forced turn with its
+    short fallback and leaves others silent.
     """
 
     def __init__(
@@ -246,15 +245,13 @@ class ProcessRuntime(Runtime):
         worker = self._worker
         return worker.pid if worker is not None else None
 
-    def decide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float = 0.5) -> Decision:
-        """The worker's decision; see the class docstring for what a dead worker gives."""
-        try:
-            return self.call("decide", channel, list(window), force, threshold)
-        except WorkerUnavailable as exc:
-            if not force:
-                raise
-            log.error("forced decision in channel %s not made (%s): answering with the fallback", channel, exc)
-            return Decision(p_speak=0.0, speak=True, text=None, forced=True, threshold=threshold)
+    def score(self, channel: str, window: Sequence[Turn]) -> Score:
+        """The worker's score (``WorkerUnavailable`` if the worker died, also on the retry)."""
+        return self.call("score", channel, list(window))
+
+    def reply(self, channel: str, window: Sequence[Turn]) -> Reply:
+        """The worker's reply (``WorkerUnavailable`` if the worker died, also on the retry)."""
+        return self.call("reply", channel, list(window))
 
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes, counted in this process (the worker is never asked)."""

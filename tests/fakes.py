@@ -10,25 +10,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.domain import ChannelRef, IncomingMessage, SentMessage
-from model_runtime.interface import Decision, Runtime, Timings
+from model_runtime.interface import Reply, Runtime, Score, Timings
 from model_runtime.protocol import Turn
 
 
 @dataclass
 class Call:
-    """One decide() call as the runtime saw it."""
+    """One score() or reply() call as the runtime saw it."""
 
+    kind: str  # "score" or "reply"
     channel: str
     window: list[Turn]
-    force: bool
-    threshold: float
 
 
 class ScriptedRuntime(Runtime):
     """A runtime whose p_speak comes from a function of the window; it records every call.
 
-    ``delay_s`` makes each decision take that long (to test bursts and shutdown);
-    ``fail_on`` raises inside the decision when the last human turn contains that text;
+    ``delay_s`` makes each score take that long (to test bursts and shutdown);
+    ``fail_on`` raises inside score and reply when the last human turn contains that text;
     ``reply`` may be a function of the window (to tell which message a reply was written for).
     """
 
@@ -44,30 +43,39 @@ class ScriptedRuntime(Runtime):
     ) -> None:
         super().__init__()
         self._p = p_speak
-        self.reply = reply
+        self._reply = reply
         self.delay_s = delay_s
         self.fail_on = fail_on
         self.calls: list[Call] = []
         self.forgotten: list[str] = []
         self._lock = threading.Lock()
 
-    def decide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float = 0.5) -> Decision:
+    @property
+    def scored(self) -> list[Call]:
+        """The score calls, in order."""
+        return [c for c in self.calls if c.kind == "score"]
+
+    @property
+    def replies(self) -> list[Call]:
+        """The reply calls, in order."""
+        return [c for c in self.calls if c.kind == "reply"]
+
+    def _record(self, kind: str, channel: str, window: Sequence[Turn]) -> None:
         with self._lock:
-            self.calls.append(Call(channel, list(window), force, threshold))
-        if self.delay_s:
-            time.sleep(self.delay_s)
+            self.calls.append(Call(kind, channel, list(window)))
         if self.fail_on and self.fail_on in window[-1].content:
             raise RuntimeError(f"scripted failure on {window[-1].content!r}")
+
+    def score(self, channel: str, window: Sequence[Turn]) -> Score:
+        self._record("score", channel, window)
+        if self.delay_s:
+            time.sleep(self.delay_s)
         p = self._p(window) if callable(self._p) else float(self._p)
-        speak = force or p >= threshold
-        return Decision(
-            p_speak=p,
-            speak=speak,
-            text=(self.reply(window) if callable(self.reply) else self.reply) if speak else None,
-            forced=force,
-            threshold=threshold,
-            timings=Timings(total_ms=self.delay_s * 1000),
-        )
+        return Score(p, Timings(total_ms=self.delay_s * 1000))
+
+    def reply(self, channel: str, window: Sequence[Turn]) -> Reply:
+        self._record("reply", channel, window)
+        return Reply(self._reply(window) if callable(self._reply) else self._reply)
 
     def forget(self, channel: str) -> None:
         self.forgotten.append(channel)

@@ -149,8 +149,8 @@ class DiscordAdapter:
         self.cfg = cfg
         self.access = Access(cfg)
         self.names = NameRegistry(
-            lambda p, k: service.db(service.store.get_state, p, k),
-            lambda p, k, v: service.db(service.store.set_state, p, k, v),
+            service.ops.get_state,
+            service.ops.set_state,
             service.config.conversation.max_name_chars,
         )
         self.client: _Client | _ShardedClient | None = None

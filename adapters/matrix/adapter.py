@@ -272,10 +272,10 @@ class MatrixAdapter:
             log.warning("matrix: key exchange failed (%s); retried after the next sync", type(e).__name__)
 
     async def _get_state(self, key: str) -> str | None:
-        return await self.service.db(self.service.store.get_state, PLATFORM, key)
+        return await self.service.ops.get_state(PLATFORM, key)
 
     async def _set_state(self, key: str, value: str) -> None:
-        await self.service.db(self.service.store.set_state, PLATFORM, key, value)
+        await self.service.ops.set_state(PLATFORM, key, value)
 
     # --- ReplySender --------------------------------------------------------------
 

@@ -276,7 +276,7 @@ class SyncHandler:
         if not isinstance(new, dict):
             log.debug("matrix: edit %s without m.new_content ignored", event.event_id)
             return
-        original = await self.service.db(self.service.store.get_message, PLATFORM, original_id)
+        original = await self.service.ops.stored_message(PLATFORM, original_id)
         if original is None or original.author_id != event.sender:
             # Only the author may edit a message (the spec says to ignore anyone else's edit).
             log.debug("matrix: edit %s of an unknown or someone else's message ignored", event.event_id)
@@ -295,10 +295,10 @@ class SyncHandler:
         # Commands are not stored as messages; a mark in the store keeps a batch that is
         # replayed after a crash from running one (say, forget) a second time.
         mark = f"command:{msg.message_id}"
-        if await self.service.db(self.service.store.get_state, PLATFORM, mark) is not None:
+        if await self.service.ops.get_state(PLATFORM, mark) is not None:
             log.debug("matrix: command %s already run", msg.message_id)
             return
-        await self.service.db(self.service.store.set_state, PLATFORM, mark, "run")
+        await self.service.ops.set_state(PLATFORM, mark, "run")
         level = room.power_levels.get_user_level(msg.author_id)
         is_admin = level >= self.cfg.admin_power_level or msg.author_id in await self._creators(room.room_id)
         ctx = CommandContext(msg.channel, author_id=msg.author_id, author_name=msg.display_name, is_admin=is_admin)

@@ -11,8 +11,6 @@ from model_runtime.interface import Runtime
 from model_runtime.protocol import Turn, memory_turn
 
 log = logging.getLogger(__name__)
-# A threshold above any probability: a forced decision only generates.
-_FORCE = 1.01
 PASSAGES_SHOWN = 3
 
 
@@ -23,19 +21,6 @@ def prompt_turns(window: Sequence[Turn], passages: Sequence[Passage]) -> list[Tu
         who = p.document or p.author
         shown.append((f"{who}, {p.created_at:%d %b}" if p.created_at else who, p.text))
     return [*window[:-1], memory_turn(shown), window[-1]]
-
-
-def _generate(runtime: Runtime, channel_key: str, turns: list[Turn]) -> str | None:
-    # A runtime that decides answers with a forced decision; one with score/reply roles, with reply().
-    if hasattr(runtime, "decide"):
-        return runtime.decide(channel_key, turns, True, _FORCE).text
-    return runtime.reply(channel_key, turns).text
-
-
-async def _agenerate(runtime: Runtime, channel_key: str, turns: list[Turn]) -> str | None:
-    if hasattr(runtime, "adecide"):
-        return (await runtime.adecide(channel_key, turns, True, _FORCE)).text
-    return (await runtime.areply(channel_key, turns)).text
 
 
 def answer(
@@ -51,7 +36,7 @@ def answer(
     generated = None
     if found and runtime is not None:
         try:
-            generated = _generate(runtime, channel_key, prompt_turns(window, found))
+            generated = runtime.reply(channel_key, prompt_turns(window, found)).text
         except Exception as e:  # the quote needs no model: a failed generation still answers
             log.warning("memory: the responder failed in %s (%s); quoting the source", channel_key, e)
     return compose(question, passages, generated, min_coverage=min_coverage)
@@ -70,7 +55,7 @@ async def aanswer(
     generated = None
     if found:
         try:
-            generated = await _agenerate(runtime, channel_key, prompt_turns(window, found))
+            generated = (await runtime.areply(channel_key, prompt_turns(window, found))).text
         except Exception as e:
             log.warning("memory: the responder failed in %s (%s); quoting the source", channel_key, e)
     return compose(question, passages, generated, min_coverage=min_coverage)

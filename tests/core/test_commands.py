@@ -92,7 +92,7 @@ async def test_forget_clears_only_this_channel(svc) -> None:
     assert "1 messages deleted" in await svc.run_command(ADMIN, "forget")
     assert svc.store.counts(svc.store.channel(CH).pk) == (0, 0)
     assert svc.store.counts(svc.store.channel(OTHER).pk)[0] == 1
-    assert CH.key in svc.runtime.forgotten
+    assert CH.key in svc.decider.forgotten
 
 
 async def test_forget_me_deletes_the_callers_messages_everywhere(svc) -> None:
@@ -104,7 +104,7 @@ async def test_forget_me_deletes_the_callers_messages_everywhere(svc) -> None:
     assert texts == ["hers"]
     assert svc.store.all_messages(svc.store.channel(OTHER).pk) == []
     # The model's cached states of both channels held the deleted text: both are dropped.
-    assert {CH.key, OTHER.key} <= set(svc.runtime.forgotten)
+    assert {CH.key, OTHER.key} <= set(svc.decider.forgotten)
 
 
 async def test_unknown_and_empty_commands_get_help(svc) -> None:

@@ -73,7 +73,7 @@ async def test_two_quick_questions_are_each_answered_once_about_themselves(chime
     await c.say("m2", "@assistant what is the boiling point of water?", name="Bob")
     await c.service.drain()
     assert c.answered() == ["m1", "m2"]
-    forced = [call for call in c.runtime.calls if call.force]
+    forced = c.runtime.replies
     assert [call.window[-1].content for call in forced] == [
         "@assistant what is 12 times 12?",
         "@assistant what is the boiling point of water?",
@@ -96,7 +96,7 @@ async def test_a_carried_over_question_is_answered_about_itself(chime) -> None:
     for i in range(10):
         await c.say(f"chat{i}", f"yes, it's a lovely day {i}")
     await c.service.drain()
-    [answer] = [call for call in c.runtime.calls if call.force]
+    [answer] = c.runtime.replies
     assert answer.window[-1].content == "@assistant what time zone is Lisbon in?"
     assert not any("lovely day" in t.content for t in answer.window), "what followed the question is left out"
     assert c.answered() == ["q"]

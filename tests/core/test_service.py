@@ -110,7 +110,7 @@ async def test_at_name_forces_a_reply(make, text: str) -> None:
     h = make(ScriptedRuntime(0.0))
     await h.say(text)
     await h.service.drain()
-    assert h.runtime.calls[-1].force is True
+    assert h.runtime.calls[-1].kind == "reply"
     assert len(h.sender.sent) == 1
     assert h.sender.typing_channels == [CH.key]
     assert h.events[-1].decision.forced
@@ -144,7 +144,7 @@ async def test_no_force_without_a_real_address(make, text: str) -> None:
     h = make(ScriptedRuntime(0.0))
     await h.say(text)
     await h.service.drain()
-    assert h.runtime.calls[-1].force is False
+    assert h.runtime.calls[-1].kind == "score"
     assert h.sender.sent == []
 
 
@@ -170,13 +170,13 @@ async def test_reply_to_the_bot_forces_and_platform_addressed_flag_forces(make) 
     bot_msg_id = "bot-1"
     await h.say("and what about tomorrow?", reply_to=bot_msg_id)
     await h.service.drain()
-    assert h.runtime.calls[-1].force is True
+    assert h.runtime.calls[-1].kind == "reply"
     await h.say("plain text but a DM", addressed=True)
     await h.service.drain()
-    assert h.runtime.calls[-1].force is True
+    assert h.runtime.calls[-1].kind == "reply"
     await h.say("a reply to a person", reply_to="m1")
     await h.service.drain()
-    assert h.runtime.calls[-1].force is False
+    assert h.runtime.calls[-1].kind == "score"
 
 
 async def test_gates_store_but_do_not_decide(make) -> None:
@@ -223,10 +223,11 @@ async def test_a_burst_is_decided_once_on_its_latest_state_and_a_question_in_it_
     for i in range(5):
         await h.say(f"chatter {i}", name="Ben")  # each supersedes the waiting chatter, not the question
     await h.service.drain()
-    assert [(c.force, c.window[-1].content) for c in h.runtime.calls] == [
-        (False, "first"),
-        (True, "@assistant second"),
-        (False, "chatter 4"),
+    assert [(c.kind, c.window[-1].content) for c in h.runtime.calls] == [
+        ("score", "first"),
+        ("score", "@assistant second"),
+        ("reply", "@assistant second"),
+        ("score", "chatter 4"),
     ]
     assert len(h.sender.sent) == 1
     assert h.sender.sent[0].reply_to == "m2", "the reply answers the message that asked"
@@ -275,7 +276,7 @@ async def test_unforced_reply_is_dropped_when_newer_messages_arrived(make) -> No
 async def test_one_failing_decision_does_not_stop_the_others(make, caplog) -> None:
     h = make(ScriptedRuntime(0.0, fail_on="boom"))
     caplog.set_level(logging.ERROR)
-    await h.say("@assistant boom")
+    await h.say("boom, said the model")
     await h.say("@assistant fine", channel=CH2)
     await h.service.drain()
     await h.say("@assistant after")
@@ -283,6 +284,17 @@ async def test_one_failing_decision_does_not_stop_the_others(make, caplog) -> No
     assert [s.text for s in h.sender.sent] == ["scripted reply", "scripted reply"]
     assert any("decision failed in test:c1" in r.getMessage() for r in caplog.records)
     assert [e.outcome for e in h.events].count("error") == 1
+
+
+async def test_a_forced_turn_is_answered_even_when_scoring_fails(make, caplog) -> None:
+    h = make(ScriptedRuntime(0.0, fail_on="boom"))
+    caplog.set_level(logging.ERROR)
+    await h.say("@assistant boom")
+    await h.service.drain()
+    # The runtime that failed to score would write the reply too: the fallback answers at once.
+    assert [s.text for s in h.sender.sent] == [FORCED_FALLBACK] and h.events[-1].outcome == "sent"
+    assert [c.kind for c in h.runtime.calls] == ["score"]
+    assert any("scoring in test:c1 failed" in r.getMessage() for r in caplog.records)
 
 
 async def test_failed_send_is_logged_and_recorded(make, caplog) -> None:
@@ -343,14 +355,14 @@ async def test_talkativeness_maps_to_the_threshold(make) -> None:
     await h.service.drain()
     assert h.events[-1].decision.threshold == pytest.approx(0.5)
     assert h.events[-1].outcome == "silent"
-    assert [c.force for c in h.runtime.calls] == [False]  # scored only: nothing written
+    assert [c.kind for c in h.runtime.calls] == ["score"]  # scored only: nothing written
     await h.service.run_command(ctx, "talkativeness 90")
     await h.say("hello again")
     await h.service.drain()
     assert h.events[-1].decision.threshold == pytest.approx(0.1)
     assert h.events[-1].outcome == "sent"
     # Scored, then written (under a typing indicator) because 0.3 >= 0.1.
-    assert [c.force for c in h.runtime.calls] == [False, False, True]
+    assert [c.kind for c in h.runtime.calls] == ["score", "score", "reply"]
     assert h.sender.typing_channels == [CH.key]
 
 

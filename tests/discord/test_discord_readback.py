@@ -36,7 +36,7 @@ async def test_a_full_restart_reads_back_the_gap_and_answers_the_question_once(
     assert [r.body["message_reference"]["message_id"] for r in fake.sent] == [int(missed[1]["id"])]
     stored = [m.platform_message_id for m in await second.stored(fake.general) if not m.from_assistant]
     assert stored == [before["id"]] + [m["id"] for m in missed]
-    answer = [call for call in second.runtime.calls if call.force]
+    answer = second.runtime.replies
     assert [c.window[-1].content for c in answer] == ["@assistant what time does the library open?"]
     assert fake.history_requests and all(q["channel_id"] == str(fake.general) for q in fake.history_requests)
     assert None not in (await second.outcomes(fake.general)).values()

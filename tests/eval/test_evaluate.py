@@ -37,16 +37,15 @@ def _run_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict:
 def test_replay_extends_each_window_and_uses_one_channel_per_conversation() -> None:
     runtime = ScriptedRuntime(p_speak=0.2)
     rep = replay(runtime, SMALL)
-    unforced = [c for c in runtime.calls if not c.force]
+    unforced = runtime.scored
     assert [len(c.window) for c in unforced] == [1, 2, 4, 6, 1, 3, 4]
     for prev, cur in zip(unforced, unforced[1:], strict=False):
         if prev.channel == cur.channel:
             assert cur.window[: len(prev.window)] == prev.window
     assert [c.channel for c in unforced] == ["eval-0"] * 4 + ["eval-1"] * 3
-    # The p_speak query never asks the runtime to generate; only the forced turn does.
-    assert all(c.threshold > 1.0 for c in runtime.calls)
-    # Forced as the bot forces: "@assistant", and the name used as an address.
-    assert [c.window[-1].content for c in runtime.calls if c.force] == [
+    # Every human turn is scored; a reply is asked for the forced turns alone, forced as
+    # the bot forces: "@assistant", and the name used as an address.
+    assert [c.window[-1].content for c in runtime.replies] == [
         "assistant, what year did the berlin wall fall?",
         "@assistant how tall is everest?",
         "hey assistant you can stay out of this one",
@@ -155,14 +154,13 @@ def test_names_are_sanitised_as_the_core_does() -> None:
 )
 def test_mention_only_policy(text: str, addressed: bool) -> None:
     assert addresses_assistant(text, "assistant") is addressed
-    assert (
-        MentionOnlyRuntime().decide("c", to_turns([{"role": "user", "name": "A", "content": text}], "x"), False).speak
-        is addressed
-    )
+    assert MentionOnlyRuntime().score(
+        "c", to_turns([{"role": "user", "name": "A", "content": text}], "x")
+    ).p_speak == float(addressed)
 
 
 def test_forced_needs_the_at_sign_and_honours_the_name() -> None:
     assert mentions_assistant("@Assistant hi", "assistant") and not mentions_assistant("assistant, hi", "assistant")
     assert mentions_assistant("@chime hi", "chime") and not mentions_assistant("@assistant hi", "chime")
-    assert AlwaysSilentRuntime().decide("c", [], True).text is None
-    assert RuleBasedRuntime().decide("c", to_turns([{"role": "user", "name": "A", "content": "x"}], "a"), True).text
+    assert AlwaysSilentRuntime().reply("c", []).text == ""
+    assert RuleBasedRuntime().reply("c", to_turns([{"role": "user", "name": "A", "content": "x"}], "a")).text

@@ -31,7 +31,7 @@ async def test_two_quick_questions_are_both_answered_each_to_its_own(alice: Pers
     await alice.wait_for(room, replying_to(q2))
     await bot.service.drain()
     assert sorted(replies_of(alice, room, bot)) == sorted([q1, q2])
-    asked = [c.window[-1].content for c in bot.runtime.calls if c.force]
+    asked = [c.window[-1].content for c in bot.runtime.replies]
     assert sorted(asked) == sorted(
         ["@assistant what is 12 times 12?", "@assistant what is the boiling point of water?"]
     )
@@ -58,7 +58,7 @@ async def test_a_question_waiting_at_a_stop_is_answered_once_after_the_restart(
     await alice.wait_for(room, replying_to(q2))
     await second.service.drain()
     assert sorted(replies_of(alice, room, first)) == sorted([q1, q2])
-    assert [c.window[-1].content for c in second.runtime.calls] == ["@assistant second question"]
+    assert [c.window[-1].content for c in second.runtime.scored] == ["@assistant second question"]
 
 
 async def test_forget_me_stays_forgotten_across_a_restart_with_a_gap(alice: Person, bob: Person, make_bot) -> None:

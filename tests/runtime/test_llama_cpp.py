@@ -18,8 +18,6 @@ from model_runtime.llama_cpp_backend import LlamaCppRuntime
 
 from .conftest import THREADS, long_conversation, sample_windows
 
-NEVER = 1.01  # a threshold no p_speak reaches: decisions without generation
-
 
 def same_decision(a: float, b: float) -> bool:
     """Equal p_speak up to llama.cpp's float reordering, compared as log-odds.
@@ -68,19 +66,20 @@ def write_lora(path: Path, n_embd: int, n_layer: int = 30, scale: float = 0.0, s
 
 def test_p_speak_is_a_probability_and_repeatable(runtime: LlamaCppRuntime) -> None:
     window = sample_windows()[2]
-    a = runtime.decide("repeat", window, force=False, threshold=NEVER)
-    b = runtime.decide("repeat", window, force=False, threshold=NEVER)
+    a = runtime.score("repeat", window)
+    b = runtime.score("repeat", window)
     assert 0.0 < a.p_speak < 1.0
     assert a.p_speak == b.p_speak
-    assert not a.speak and a.text is None and a.threshold == NEVER
+    assert a.timings.tokens_generated == 0  # scoring writes nothing
 
 
-def test_speak_iff_p_speak_reaches_the_threshold(runtime: LlamaCppRuntime) -> None:
+def test_a_reply_follows_the_score_on_the_cached_state(runtime: LlamaCppRuntime) -> None:
     window = sample_windows()[3]
-    p = runtime.decide("thr", window, force=False, threshold=NEVER).p_speak
-    assert runtime.decide("thr", window, force=False, threshold=p + 1e-6).speak is False
-    at = runtime.decide("thr", window, force=False, threshold=p)
-    assert at.speak is True and at.text is not None
+    scored = runtime.score("thr", window)
+    reply = runtime.reply("thr", window)
+    assert reply.text and reply.timings.tokens_generated >= 1
+    # The prompt the score evaluated is reused: only the prefill and the reply are new.
+    assert reply.timings.tokens_cached >= scored.timings.tokens_evaluated - 8
 
 
 def test_the_cache_evaluates_only_the_new_message_and_changes_nothing(runtime: LlamaCppRuntime) -> None:
@@ -90,9 +89,9 @@ def test_the_cache_evaluates_only_the_new_message_and_changes_nothing(runtime: L
     try:
         for n in range(6, 10):
             window = conversation[: n + 1]
-            warm = runtime.decide("grow", window, force=False, threshold=NEVER)
+            warm = runtime.score("grow", window)
             fresh.forget("cold")
-            cold = fresh.decide("cold", window, force=False, threshold=NEVER)
+            cold = fresh.score("cold", window)
             assert same_decision(warm.p_speak, cold.p_speak)
             if n > 6:
                 new_message = runtime.count_tokens(f"{window[-1].name}: {window[-1].content}")
@@ -110,15 +109,15 @@ def test_interleaved_channels_restore_their_own_state() -> None:
     try:
         conv_a, conv_b = long_conversation(10), list(reversed(long_conversation(10)))
         for n in range(5, 8):
-            a = rt.decide("A", conv_a[: n + 1], force=False, threshold=NEVER)
-            b = rt.decide("B", conv_b[: n + 1], force=False, threshold=NEVER)
+            a = rt.score("A", conv_a[: n + 1])
+            b = rt.score("B", conv_b[: n + 1])
             if n > 5:
                 assert a.timings.tokens_cached > 100 and b.timings.tokens_cached > 100
                 assert a.timings.tokens_evaluated < 40 and b.timings.tokens_evaluated < 40
         assert rt.cached_channels == 1  # the live channel is in the context, the other one saved
         solo = make_runtime()
         try:
-            assert same_decision(solo.decide("A", conv_a, force=False, threshold=NEVER).p_speak, a.p_speak)
+            assert same_decision(solo.score("A", conv_a).p_speak, a.p_speak)
         finally:
             solo.close()
     finally:
@@ -130,37 +129,37 @@ def test_the_lru_budget_evicts_the_least_recently_used_channel() -> None:
     try:
         conv = long_conversation(4)
         for channel in ("A", "B", "C"):  # switching to C saves B, which evicts A
-            rt.decide(channel, conv, force=False, threshold=NEVER)
+            rt.score(channel, conv)
         assert rt.cached_channels == 1 and rt._states.evictions == 1
         assert 3 * 2**20 < rt._states.size_bytes <= 6 * 2**20
-        assert rt.decide("B", conv, force=False, threshold=NEVER).timings.tokens_cached > 100  # restored
-        assert rt.decide("A", conv, force=False, threshold=NEVER).timings.tokens_cached == 0  # evicted
+        assert rt.score("B", conv).timings.tokens_cached > 100  # restored
+        assert rt.score("A", conv).timings.tokens_cached == 0  # evicted
     finally:
         rt.close()
 
 
 def test_forget_drops_the_channel_state(runtime: LlamaCppRuntime) -> None:
     window = long_conversation(5)
-    runtime.decide("forget-me", window, force=False, threshold=NEVER)
-    assert runtime.decide("forget-me", window, force=False, threshold=NEVER).timings.tokens_cached > 0
+    runtime.score("forget-me", window)
+    assert runtime.score("forget-me", window).timings.tokens_cached > 0
     runtime.forget("forget-me")
-    assert runtime.decide("forget-me", window, force=False, threshold=NEVER).timings.tokens_cached == 0
+    assert runtime.score("forget-me", window).timings.tokens_cached == 0
 
 
 def test_forced_reply_is_generated_cut_at_max_tokens_and_clean() -> None:
     rt = make_runtime(max_tokens=6)
     try:
         window = sample_windows()[3]
-        d = rt.decide("force", window, force=True, threshold=NEVER)
-        assert d.speak and d.forced and d.text is not None
+        d = rt.reply("force", window)
+        assert d.text
         assert 1 <= d.timings.tokens_generated <= 6
         assert "(response)" not in d.text and "(silence)" not in d.text
         # The reply's tokens are not reused as they are (one-token batches): the next decision
         # re-evaluates them, so it still equals a cold decision.
         nxt = window + [Turn(role="assistant", content=d.text), Turn(role="user", name="Eve", content="thanks!")]
-        warm = rt.decide("force", nxt, force=False, threshold=NEVER)
+        warm = rt.score("force", nxt)
         rt.forget("force")
-        assert same_decision(rt.decide("force", nxt, force=False, threshold=NEVER).p_speak, warm.p_speak)
+        assert same_decision(rt.score("force", nxt).p_speak, warm.p_speak)
     finally:
         rt.close()
 
@@ -169,7 +168,7 @@ def test_a_window_longer_than_the_context_is_trimmed_not_fatal() -> None:
     rt = make_runtime(n_ctx=512, max_tokens=32)
     try:
         window = long_conversation(80)  # ~2000 tokens
-        d = rt.decide("long", window, force=False, threshold=NEVER)
+        d = rt.score("long", window)
         assert 0.0 < d.p_speak < 1.0
         assert d.timings.tokens_evaluated <= 512
     finally:
@@ -179,11 +178,11 @@ def test_a_window_longer_than_the_context_is_trimmed_not_fatal() -> None:
 def test_a_failed_decision_names_the_channel_and_the_next_one_works(runtime: LlamaCppRuntime) -> None:
     bad = [Turn(role="user", name="A", content="hi"), Turn(role="assistant", content="(silence)")]
     with pytest.raises(RuntimeError_, match="'broken-channel'"):
-        runtime.decide("broken-channel", bad, force=False)
-    assert 0.0 < runtime.decide("other", sample_windows()[0], force=False, threshold=NEVER).p_speak < 1.0
+        runtime.score("broken-channel", bad)
+    assert 0.0 < runtime.score("other", sample_windows()[0]).p_speak < 1.0
 
 
-async def test_adecide_runs_off_the_event_loop(runtime: LlamaCppRuntime) -> None:
+async def test_ascore_runs_off_the_event_loop(runtime: LlamaCppRuntime) -> None:
     ticks = 0
 
     async def ticker() -> None:
@@ -195,7 +194,7 @@ async def test_adecide_runs_off_the_event_loop(runtime: LlamaCppRuntime) -> None
     task = asyncio.create_task(ticker())
     start = time.perf_counter()
     runtime.forget("async")
-    d = await runtime.adecide("async", long_conversation(20), False, NEVER)
+    d = await runtime.ascore("async", long_conversation(20))
     elapsed = time.perf_counter() - start
     task.cancel()
     assert 0.0 < d.p_speak < 1.0
@@ -246,8 +245,8 @@ def test_a_matching_adapter_loads_and_changes_the_decision(tmp_path: Path, bundl
     try:
         assert with_adapter.base_threshold == 0.3
         assert "adapter.gguf" in with_adapter.model_id
-        a = with_adapter.decide("c", window, force=False, threshold=NEVER).p_speak
-        b = base.decide("c", window, force=False, threshold=NEVER).p_speak
+        a = with_adapter.score("c", window).p_speak
+        b = base.score("c", window).p_speak
         assert abs(a - b) > 1e-6
     finally:
         with_adapter.close()
@@ -288,6 +287,6 @@ def test_prompted_style_adds_the_baseline_system_prompt() -> None:
         window = sample_windows()[2]
         text = rt._builder.build("c", window).text
         assert BASELINE_SYSTEM_PROMPT in text and BASELINE_REMINDER in text
-        assert 0.0 < rt.decide("c", window, force=False, threshold=NEVER).p_speak < 1.0
+        assert 0.0 < rt.score("c", window).p_speak < 1.0
     finally:
         rt.close()

@@ -12,8 +12,6 @@ from model_runtime.openai_compat import OpenAICompatRuntime
 
 from .conftest import THREADS, sample_windows
 
-NEVER = 1.01
-
 # The server runs the same llama.cpp on the same GGUF. It is asked one request per
 # decision position, and its prompt cache evaluates the second one ("(sil" after "(")
 # as a one-token batch, which llama.cpp computes with other kernels than a longer batch.
@@ -45,41 +43,40 @@ def test_server_matches_local_llama_cpp(remote: OpenAICompatRuntime, local) -> N
     gaps = []
     for i, window in enumerate(sample_windows()):
         before = remote.requests
-        a = remote.decide(f"w{i}", window, force=False, threshold=NEVER)
-        b = local.decide(f"w{i}", window, force=False, threshold=NEVER)
+        a = remote.score(f"w{i}", window)
+        b = local.score(f"w{i}", window)
         gaps.append(abs(log_odds(a.p_speak) - log_odds(b.p_speak)))
         assert remote.requests - before == 2  # after "(" and after "(sil"
-        assert a.speak is False and a.text is None
     assert max(gaps) <= LOG_ODDS_TOLERANCE, gaps
 
 
-def test_forced_reply_comes_from_the_server(remote: OpenAICompatRuntime) -> None:
+def test_the_reply_comes_from_the_server_in_one_request(remote: OpenAICompatRuntime) -> None:
     window = [Turn(role="user", name="Eve", content="assistant, say hello to everyone please.")]
     before = remote.requests
-    d = remote.decide("c", window, force=True, threshold=NEVER)
-    assert remote.requests - before == 3  # two for p_speak, one for the reply
-    assert d.speak and d.forced and d.text is not None
+    d = remote.reply("c", window)
+    assert remote.requests - before == 1  # the reply alone: no scoring
+    assert d.text
     assert 1 <= d.timings.tokens_generated <= 26  # max_tokens 24, re-tokenised locally
     assert "(response)" not in d.text and "(silence)" not in d.text
 
 
-def test_a_server_that_does_not_answer_fails_the_decision_not_the_runtime(remote: OpenAICompatRuntime) -> None:
+def test_a_server_that_does_not_answer_fails_the_call_not_the_runtime(remote: OpenAICompatRuntime) -> None:
     from .conftest import _free_port
 
     dead = create_runtime(OpenAICompatOptions(base_url=f"http://127.0.0.1:{_free_port()}", model="x", timeout_s=2))
     try:
         with pytest.raises(RuntimeError_, match="'lost-channel'"):
-            dead.decide("lost-channel", sample_windows()[0], force=False)
+            dead.score("lost-channel", sample_windows()[0])
     finally:
         dead.close()
-    assert 0.0 < remote.decide("still-fine", sample_windows()[0], force=False, threshold=NEVER).p_speak < 1.0
+    assert 0.0 < remote.score("still-fine", sample_windows()[0]).p_speak < 1.0
 
 
 def test_unknown_model_error_names_the_server(llama_server: str) -> None:
     rt = create_runtime(OpenAICompatOptions(base_url=llama_server + "/nope", model="x", timeout_s=10))
     try:
         with pytest.raises(RuntimeError_, match="404"):
-            rt.decide("c", sample_windows()[0], force=False)
+            rt.score("c", sample_windows()[0])
     finally:
         rt.close()
 

@@ -18,8 +18,6 @@ from model_runtime.template import ChatTemplate  # noqa: E402
 
 from .conftest import THREADS, long_conversation, sample_windows  # noqa: E402
 
-NEVER = 1.01
-
 # llama.cpp runs SmolLM2's Q4_1 weights with 8-bit-quantised activations (Q8_1 blocks) and
 # an f16 KV cache; transformers dequantises the same Q4_1 weights to fp32 and computes in
 # fp32. The weights are identical, the arithmetic is not. Measured on the twelve sample
@@ -110,14 +108,14 @@ def test_p_speak_equals_two_full_forward_passes(tiny, tiny_dir: Path, gguf_token
         return sum(float(logprobs[i - 1, ids[i]]) for i in range(len(prompt), len(ids)))
 
     expected = p_speak_from_logprobs(sequence_logprob(SPEAK_PREFIX), sequence_logprob(SILENT_PREFIX))
-    got = tiny.decide("c", window, force=False, threshold=NEVER)
+    got = tiny.score("c", window)
     assert got.p_speak == pytest.approx(expected, rel=1e-4, abs=1e-7)
     assert got.timings.tokens_evaluated == len(prompt) + 2  # one pass: prompt + "(sil"
 
 
 def test_forced_reply_is_cut_at_max_tokens(tiny) -> None:
-    d = tiny.decide("c", sample_windows()[3], force=True, threshold=NEVER)
-    assert d.speak and d.forced and isinstance(d.text, str)
+    d = tiny.reply("c", sample_windows()[3])
+    assert isinstance(d.text, str)
     assert 1 <= d.timings.tokens_generated <= 8  # a random model rarely ends its turn: cut at max_tokens
     assert "(response)" not in d.text
 
@@ -133,8 +131,8 @@ def test_peft_adapter_changes_the_decision(tiny, tiny_dir: Path, tmp_path: Path)
     try:
         window = sample_windows()[2]
         assert adapted.base_threshold == 0.35
-        a = adapted.decide("c", window, force=False, threshold=NEVER).p_speak
-        b = tiny.decide("c", window, force=False, threshold=NEVER).p_speak
+        a = adapted.score("c", window).p_speak
+        b = tiny.score("c", window).p_speak
         assert abs(a - b) > 1e-6
     finally:
         adapted.close()
@@ -163,7 +161,7 @@ def test_4bit_needs_cuda(tiny_dir: Path) -> None:
 def test_window_longer_than_max_context_is_trimmed(tiny_dir: Path) -> None:
     rt = create_runtime(TransformersOptions(model=str(tiny_dir), max_context=300, max_tokens=16))
     try:
-        d = rt.decide("c", long_conversation(60), force=False, threshold=NEVER)
+        d = rt.score("c", long_conversation(60))
         assert 0.0 < d.p_speak < 1.0 and d.timings.tokens_evaluated <= 300
     finally:
         rt.close()
@@ -175,8 +173,8 @@ def test_smollm2_parity_with_llama_cpp(smollm2_tf) -> None:
     try:
         gaps = []
         for i, window in enumerate(sample_windows()):
-            a = local.decide(f"w{i}", window, force=False, threshold=NEVER).p_speak
-            b = smollm2_tf.decide(f"w{i}", window, force=False, threshold=NEVER).p_speak
+            a = local.score(f"w{i}", window).p_speak
+            b = smollm2_tf.score(f"w{i}", window).p_speak
             gaps.append(abs(log_odds(a) - log_odds(b)))
         assert max(gaps) <= LOG_ODDS_TOLERANCE, gaps
         assert sum(gaps) / len(gaps) <= LOG_ODDS_TOLERANCE / 2, gaps
@@ -186,6 +184,6 @@ def test_smollm2_parity_with_llama_cpp(smollm2_tf) -> None:
 
 def test_smollm2_forced_reply(smollm2_tf) -> None:
     window = [Turn(role="user", name="Eve", content="assistant, say hello to everyone please.")]
-    d = smollm2_tf.decide("c", window, force=True, threshold=NEVER)
-    assert d.speak and d.text is not None and d.timings.tokens_generated <= smollm2_tf.options.max_tokens
+    d = smollm2_tf.reply("c", window)
+    assert d.text and d.timings.tokens_generated <= smollm2_tf.options.max_tokens
     assert "(silence)" not in d.text and "(response)" not in d.text

@@ -25,7 +25,6 @@ from tests.fakes import RecordingSender
 
 from .conftest import THREADS, long_conversation, sample_windows
 
-NEVER = 1.01
 OPTIONS = LlamaCppOptions(adapter_path=None, n_threads=THREADS, n_ctx=2048, max_tokens=24)
 FAST = {"backoff_s": 0.05, "max_backoff_s": 0.2}
 
@@ -58,15 +57,15 @@ def in_process():
     rt.close()
 
 
-def test_decisions_and_replies_equal_the_in_process_ones(isolated: ProcessRuntime, in_process) -> None:
+def test_scores_and_replies_equal_the_in_process_ones(isolated: ProcessRuntime, in_process) -> None:
     assert isolated.name == "llama_cpp" and isolated.model_id == in_process.model_id
     assert isolated.base_threshold == in_process.base_threshold
     for i, window in enumerate(sample_windows()):
-        a = isolated.decide(f"eq{i}", window, force=False, threshold=NEVER)
-        b = in_process.decide(f"eq{i}", window, force=False, threshold=NEVER)
-        assert a.p_speak == b.p_speak and a.speak == b.speak is False
+        a = isolated.score(f"eq{i}", window)
+        b = in_process.score(f"eq{i}", window)
+        assert a.p_speak == b.p_speak
     window = sample_windows()[3]
-    a, b = isolated.decide("eq-reply", window, True, 0.5), in_process.decide("eq-reply", window, True, 0.5)
+    a, b = isolated.reply("eq-reply", window), in_process.reply("eq-reply", window)
     assert a.text and a.text == b.text
 
 
@@ -77,12 +76,12 @@ def test_count_tokens_is_the_model_tokenizer_without_the_worker(isolated: Proces
 
 def test_the_channel_cache_lives_in_the_worker_between_calls(isolated: ProcessRuntime) -> None:
     conv = long_conversation(8)
-    first = isolated.decide("cache", conv[:-1], False, NEVER)
-    second = isolated.decide("cache", conv, False, NEVER)
+    first = isolated.score("cache", conv[:-1])
+    second = isolated.score("cache", conv)
     assert first.timings.tokens_cached == 0
     assert second.timings.tokens_cached > first.timings.tokens_evaluated - 40
     isolated.forget("cache")  # queued, sent before the next call
-    assert isolated.decide("cache", conv, False, NEVER).timings.tokens_cached == 0
+    assert isolated.score("cache", conv).timings.tokens_cached == 0
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSEGV], ids=["SIGKILL", "SIGSEGV"])
@@ -92,22 +91,22 @@ def test_a_worker_killed_mid_decision_is_restarted_and_the_decision_retried(
     rt = create_isolated_runtime(OPTIONS)
     try:
         window = long_conversation(6)  # cold: seconds of evaluation on one thread
-        rt.decide("warm", window[:3], False, NEVER)
+        rt.score("warm", window[:3])
         victim = rt.pid
         assert victim is not None
         killer = threading.Timer(0.3, os.kill, (victim, sig))
         killer.start()
         with caplog.at_level(logging.ERROR, logger="model_runtime.worker"):
             started = time.monotonic()
-            got = rt.decide("busy", window, False, NEVER)
+            got = rt.score("busy", window)
         killer.join()
         assert time.monotonic() - started > 0.3  # the kill came while it was deciding
         assert rt.deaths == 1 and rt.starts == 2 and rt.pid not in (None, victim)
-        assert got.p_speak == in_process.decide("busy-ref", window, False, NEVER).p_speak
+        assert got.p_speak == in_process.score("busy-ref", window).p_speak
         assert got.timings.tokens_cached == 0  # the new worker started cold
         deaths = [r.getMessage() for r in caplog.records if "died" in r.getMessage()]
         assert len(deaths) == 1 and sig.name in deaths[0] and "retrying the call" in deaths[0]
-        assert rt.decide("busy", window, False, NEVER).timings.tokens_cached > 0  # caching again
+        assert rt.score("busy", window).timings.tokens_cached > 0  # caching again
     finally:
         rt.close()
 
@@ -119,7 +118,7 @@ def test_an_abort_in_the_backend_is_survived_and_its_output_goes_to_the_log(
     try:
         first = rt.pid
         with caplog.at_level(logging.INFO, logger="model_runtime.worker"):
-            got = rt.decide("c", [Turn("user", "hi", "Ann")], True, 0.5)
+            got = rt.reply("c", [Turn("user", "hi", "Ann")])
         assert got.text == f"answer 1 from pid {rt.pid}" and rt.pid != first
         assert rt.deaths == 1
         assert "SIGABRT" in caplog.text and "fake backend: crashing with abort" in caplog.text
@@ -133,10 +132,10 @@ def test_a_backend_error_is_raised_as_is_and_the_worker_stays_up(tmp_path: Path)
     rt = fake("abort", once=tmp_path / "crashed")
     try:
         with pytest.raises(RuntimeError_, match="no decision in channel 'c'"):
-            rt.decide("c", [Turn("user", "raise", "Ann")], False, 0.5)
-        assert rt.decide("c", [Turn("user", "hi", "Ann")], False, 0.5).timings.tokens_cached == 2
+            rt.score("c", [Turn("user", "raise", "Ann")])
+        assert rt.score("c", [Turn("user", "hi", "Ann")]).timings.tokens_cached == 2
         os.kill(rt.pid, signal.SIGTERM)  # a service manager's stop is the parent's to handle
-        assert rt.decide("c", [Turn("user", "hi", "Ann")], False, 0.5).timings.tokens_cached == 3
+        assert rt.score("c", [Turn("user", "hi", "Ann")]).timings.tokens_cached == 3
         assert rt.deaths == 0 and rt.starts == 1
     finally:
         rt.close()
@@ -146,11 +145,11 @@ def test_a_backend_error_is_raised_as_is_and_the_worker_stays_up(tmp_path: Path)
 def test_a_worker_dying_on_every_call_gives_up_after_one_retry(how: str) -> None:
     rt = fake(how)
     try:
-        with pytest.raises(WorkerUnavailable, match=r"decide failed: model worker \(pid \d+\) died"):
-            rt.decide("c", [Turn("user", "hi", "Ann")], False, 0.5)
+        with pytest.raises(WorkerUnavailable, match=r"score failed: model worker \(pid \d+\) died"):
+            rt.score("c", [Turn("user", "hi", "Ann")])
         assert rt.deaths == 2
-        forced = rt.decide("c", [Turn("user", "@assistant hi", "Ann")], True, 0.5)
-        assert forced.speak and forced.forced and forced.text is None  # the service sends its fallback
+        with pytest.raises(WorkerUnavailable, match=r"reply failed: model worker \(pid \d+\) died"):
+            rt.reply("c", [Turn("user", "@assistant hi", "Ann")])
         assert rt.deaths == 4
     finally:
         rt.close()
@@ -228,7 +227,7 @@ def test_a_crash_loop_fails_fast_while_the_backoff_runs() -> None:
         for _ in range(3):
             started = time.monotonic()
             with pytest.raises(WorkerUnavailable):
-                rt.decide("c", [Turn("user", "hi", "Ann")], False, 0.5)
+                rt.score("c", [Turn("user", "hi", "Ann")])
             assert time.monotonic() - started < 5
         assert rt.starts == 1 and rt.deaths == 1  # no restart before the backoff is over
     finally:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from model_runtime.interface import Decision, Runtime, RuntimeError_, Timings
+from model_runtime.interface import Reply, Runtime, RuntimeError_, Score, Timings
 from model_runtime.protocol import Turn
 
 
@@ -30,7 +30,7 @@ def crash(how: str) -> None:
 
 
 class CrashingRuntime(Runtime):
-    """Crashes its process on every ``decide``, or only on the first one of all workers (``once``)."""
+    """Crashes its process on every call, or only on the first one of all workers (``once``)."""
 
     name = "crashing"
 
@@ -49,22 +49,22 @@ class CrashingRuntime(Runtime):
     def base_threshold(self) -> float:
         return 0.4
 
-    def decide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float = 0.5) -> Decision:
+    def _call(self) -> None:
         self.calls += 1
         if self.once is None or not self.once.exists():
             if self.once is not None:
                 self.once.touch()
             crash(self.how)
+
+    def score(self, channel: str, window: Sequence[Turn]) -> Score:
+        self._call()
         if window[-1].content == "raise":
             raise RuntimeError_(f"no decision in channel {channel!r}")
-        return Decision(
-            p_speak=0.25,
-            speak=force or threshold <= 0.25,
-            text=f"answer {self.calls} from pid {os.getpid()}" if force else None,
-            forced=force,
-            threshold=threshold,
-            timings=Timings(tokens_cached=self.calls),
-        )
+        return Score(0.25, Timings(tokens_cached=self.calls))
+
+    def reply(self, channel: str, window: Sequence[Turn]) -> Reply:
+        self._call()
+        return Reply(f"answer {self.calls} from pid {os.getpid()}")
 
 
 def crashing(how: str, once: str | None = None) -> CrashingRuntime:

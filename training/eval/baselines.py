@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 
 from model_runtime.addressing import addresses_assistant
-from model_runtime.interface import Decision, Runtime, Timings
+from model_runtime.interface import Reply, Runtime, Score, Timings
 from model_runtime.options import LlamaCppOptions, RuntimeOptions, TransformersOptions
 from model_runtime.protocol import Turn
 
@@ -18,9 +18,13 @@ class AlwaysSilentRuntime(Runtime):
 
     name = "always_silent"
 
-    def decide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float = 0.5) -> Decision:
-        """p_speak is always 0 and there is never a reply."""
-        return Decision(p_speak=0.0, speak=False, text=None, forced=force, threshold=threshold)
+    def score(self, channel: str, window: Sequence[Turn]) -> Score:
+        """p_speak is always 0."""
+        return Score(0.0)
+
+    def reply(self, channel: str, window: Sequence[Turn]) -> Reply:
+        """There is never a reply."""
+        return Reply("")
 
 
 class MentionOnlyRuntime(Runtime):
@@ -30,20 +34,16 @@ class MentionOnlyRuntime(Runtime):
     # What the policy would send; only whether it speaks is measured.
     REPLY = "[mention-only baseline reply]"
 
-    def decide(self, channel: str, window: Sequence[Turn], force: bool, threshold: float = 0.5) -> Decision:
+    def score(self, channel: str, window: Sequence[Turn]) -> Score:
         """p_speak is 1 for an addressed turn, else 0."""
         start = time.perf_counter()
         p = 1.0 if addresses_assistant(window[-1].content, self.assistant_name) else 0.0
-        speak = force or p >= threshold
         ms = (time.perf_counter() - start) * 1000
-        return Decision(
-            p_speak=p,
-            speak=speak,
-            text=self.REPLY if speak else None,
-            forced=force,
-            threshold=threshold,
-            timings=Timings(total_ms=ms, decide_ms=ms),
-        )
+        return Score(p, Timings(total_ms=ms, decide_ms=ms))
+
+    def reply(self, channel: str, window: Sequence[Turn]) -> Reply:
+        """The placeholder the policy would send."""
+        return Reply(self.REPLY)
 
 
 def prompted_options(main: RuntimeOptions) -> RuntimeOptions:

@@ -28,9 +28,6 @@ from training.eval.baselines import BASELINE_NAMES, AlwaysSilentRuntime, Mention
 from training.eval.metrics import TurnResult, best_f1_threshold, metrics
 from training.eval.windows import DEFAULT_HISTORY, human_windows, turn_rules
 
-# Passed to decide() for the p_speak query: above any probability, so the runtime never
-# spends time generating a reply; the evaluation applies the real threshold itself.
-_NEVER_SPEAK = 2.0
 MAX_MESSAGE_CHARS = 2000
 # What ``chime eval`` measures when given no file: the project's dev split and its challenge split.
 _DATA_DIR = Path(__file__).resolve().parents[1] / "data"
@@ -96,7 +93,7 @@ def replay(
         for k, window in human_windows(turns, history):
             gold = k + 1 < len(turns) and turns[k + 1].role == "assistant"
             start = time.perf_counter()
-            d = runtime.decide(channel, window, force=False, threshold=_NEVER_SPEAK)
+            d = runtime.score(channel, window)
             out.seconds += time.perf_counter() - start
             out.decisions += 1
             out.tokens_evaluated += d.timings.tokens_evaluated
@@ -104,7 +101,7 @@ def replay(
             forced, to_other = turn_rules(window, assistant_name)
             complied = None
             if check_forced and forced:
-                reply = runtime.decide(channel, window, force=True, threshold=_NEVER_SPEAK)
+                reply = runtime.reply(channel, window)
                 complied = bool(reply.text and reply.text.strip())
             out.results.append(TurnResult(ci, k, d.p_speak, gold, complied, forced=forced, to_other=to_other))
         runtime.forget(channel)

@@ -29,8 +29,6 @@ FIRST_ANNOTATED = 1000
 BOT_NICKS = frozenset({"ubotu", "ubottu"})
 _MESSAGE = re.compile(r"^\[\d\d:\d\d\] <([^>]+)> (.*)$")
 _MAX_CHARS = 2000
-# Passed to decide(): above any probability, so no reply is generated.
-_NEVER_SPEAK = 2.0
 
 
 @dataclass(frozen=True)
@@ -126,7 +124,7 @@ def replay_log(
         forced, to_other = turn_rules(window, name)
         # The gold mark uses the present nicks as they are, not the bot's rule output.
         gold = gold_label(line, by_number, links, to_other)
-        d = runtime.decide(channel, window, force=False, threshold=_NEVER_SPEAK)
+        d = runtime.score(channel, window)
         out.append(LineResult(log.name, line.number, d.p_speak, forced, to_other, gold))
     runtime.forget(channel)
     return out

@@ -1,0 +1,150 @@
+"""The service's named operations: what admin commands and adapters may do, and nothing more.
+
+Commands and adapters call these instead of reaching into the store, the window planner
+or the runtimes, so that each change of state keeps its side effects together (a new
+history size also resets the planner and drops the cached model state, for example).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.config import Config
+from bot.domain import ChannelRef
+from bot.store import ChannelSettings, Store, StoredMessage
+from bot.window import WindowPlanner
+from model_runtime.interface import Runtime
+from model_runtime.protocol import threshold_for
+
+# Runs a store call on the store's thread (``ConversationService.db``).
+StoreRunner = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class ChannelStatus:
+    """What ``status`` reports about a channel."""
+
+    settings: ChannelSettings
+    threshold: float
+    messages: int
+    decisions: int
+    last_p_speak: float | None
+    last_outcome: str | None
+    runtime: str  # the decider's model id, and the responder's when it is another
+
+
+class Operations:
+    """Named operations on channels, people and adapter state, for commands and adapters."""
+
+    def __init__(
+        self,
+        store: Store,
+        db: StoreRunner,
+        planner: WindowPlanner,
+        decider: Runtime,
+        responder: Runtime,
+        config: Config,
+    ) -> None:
+        self._store = store
+        self._db = db
+        self._planner = planner
+        self._decider = decider
+        self._responder = responder
+        self._config = config
+        self.assistant_name = config.assistant.name
+
+    # --- channels ---------------------------------------------------------------
+
+    async def channel_settings(self, channel: ChannelRef) -> ChannelSettings:
+        """The channel's settings, creating it with the configured defaults."""
+        conv = self._config.conversation
+        return await self._db(
+            self._store.channel, channel, talkativeness=conv.talkativeness, history_size=conv.history_messages
+        )
+
+    def threshold(self, talkativeness: int) -> float:
+        """The p_speak threshold a talkativeness maps to, for the decider in use."""
+        return threshold_for(talkativeness, self._decider.base_threshold)
+
+    @property
+    def runtime_id(self) -> str:
+        """The decider's model id, and the responder's when it is another runtime."""
+        if self._responder is self._decider:
+            return self._decider.model_id
+        return f"{self._decider.model_id} (replies: {self._responder.model_id})"
+
+    async def status(self, channel: ChannelRef) -> ChannelStatus:
+        """The channel's settings, what is stored of it, and its last decision."""
+        s = await self.channel_settings(channel)
+        messages, decisions = await self._db(self._store.counts, s.pk)
+        recent = await self._db(self._store.decisions, s.pk, 1)
+        last = recent[0] if recent else None
+        return ChannelStatus(
+            settings=s,
+            threshold=self.threshold(s.talkativeness),
+            messages=messages,
+            decisions=decisions,
+            last_p_speak=last.p_speak if last else None,
+            last_outcome=last.outcome if last else None,
+            runtime=self.runtime_id,
+        )
+
+    async def set_muted(self, channel: ChannelRef, muted: bool) -> None:
+        """Mute or unmute the channel."""
+        await self._update(channel, muted=muted)
+
+    async def set_talkativeness(self, channel: ChannelRef, talkativeness: int) -> float:
+        """Set how readily the bot speaks (0-100); returns the threshold it maps to."""
+        await self._update(channel, talkativeness=talkativeness)
+        return self.threshold(talkativeness)
+
+    async def set_history(self, channel: ChannelRef, messages: int) -> None:
+        """Set how many recent messages a decision reads; the window starts afresh."""
+        s = await self._update(channel, history_size=messages)
+        self._planner.reset(s.pk)
+        self.drop_model_state(channel.key)
+
+    async def forget_channel(self, channel: ChannelRef) -> int:
+        """Delete the channel's stored history; returns how many messages went."""
+        s = await self.channel_settings(channel)
+        n = await self._db(self._store.clear_channel, s.pk)
+        self._planner.reset(s.pk)
+        self.drop_model_state(channel.key)
+        return n
+
+    async def _update(self, channel: ChannelRef, **fields: object) -> ChannelSettings:
+        await self.channel_settings(channel)  # created with the defaults first
+        return await self._db(self._store.update_channel, channel, **fields)
+
+    # --- people -----------------------------------------------------------------
+
+    async def forget_author(self, channel: ChannelRef, author_id: str) -> int:
+        """Delete every message stored from ``author_id`` on the channel's platform; returns how many."""
+        keys = await self._db(self._store.author_channel_keys, channel.platform, author_id)
+        n = await self._db(self._store.forget_author, channel.platform, author_id)
+        # Cached model states hold the deleted text too: drop those of every channel it was in.
+        for key in sorted({channel.key, *keys}):
+            self.drop_model_state(key)
+        return n
+
+    def drop_model_state(self, channel_key: str) -> None:
+        """Drop the channel's cached model state in the decider and the responder."""
+        self._decider.forget(channel_key)
+        if self._responder is not self._decider:
+            self._responder.forget(channel_key)
+
+    # --- messages and adapter state ---------------------------------------------
+
+    async def stored_message(self, platform: str, message_id: str) -> StoredMessage | None:
+        """A stored message by its platform id (None if unknown or deleted)."""
+        return await self._db(self._store.get_message, platform, message_id)
+
+    async def get_state(self, platform: str, key: str) -> str | None:
+        """An adapter's saved value (a sync token, a name), None if never set."""
+        return await self._db(self._store.get_state, platform, key)
+
+    async def set_state(self, platform: str, key: str, value: str) -> None:
+        """Save an adapter's value under ``key``."""
+        await self._db(self._store.set_state, platform, key, value)
