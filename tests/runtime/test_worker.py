@@ -171,22 +171,32 @@ def test_a_hung_worker_is_killed_after_the_timeout_and_the_next_call_gets_a_new_
         hung = rt.pid
         started = time.monotonic()
         # A hang is not retried: the same input would most likely hang the new worker too.
-        with pytest.raises(WorkerUnavailable, match=r"did not answer decide within 1 s: killed"):
-            rt.decide("c", [Turn("user", "hi", "Ann")], False, 0.5)
+        with pytest.raises(WorkerUnavailable, match=r"did not answer score within 1 s: killed"):
+            rt.score("c", [Turn("user", "hi", "Ann")])
         assert time.monotonic() - started < 10
         assert rt.deaths == 1 and not _alive(hung)
-        got = rt.decide("c", [Turn("user", "@assistant hi", "Ann")], True, 0.5)
+        got = rt.reply("c", [Turn("user", "@assistant hi", "Ann")])
         assert got.text == f"answer 1 from pid {rt.pid}" and rt.pid != hung and rt.starts == 2
     finally:
         rt.close()
 
 
-def test_a_forced_turn_on_a_hung_worker_gets_the_fallback() -> None:
+async def test_a_forced_turn_on_a_hung_worker_gets_the_fallback(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "chime.db")
+    upgrade(url)
     rt = fake("hang", call_timeout_s=0.5)
+    service = ConversationService(Store(url), rt, parse_config({}))
+    sender = RecordingSender()
+    service.register("test", sender)
     try:
-        got = rt.decide("c", [Turn("user", "@assistant hi", "Ann")], True, 0.5)
-        assert got.speak and got.forced and got.text is None  # the service sends its short apology
+        msg = IncomingMessage(
+            channel=ChannelRef("test", "c1"), message_id="m1", author_id="ann", display_name="Ann", text="@assistant hi"
+        )
+        await service.handle_message(msg)
+        await service.drain()
+        assert [s.text for s in sender.sent] == [FORCED_FALLBACK]  # the service's short apology
     finally:
+        await service.close()
         rt.close()
 
 
@@ -202,7 +212,7 @@ def test_the_worker_dies_with_a_killed_bot(tmp_path: Path) -> None:
         "from model_runtime.protocol import Turn\n"
         "rt = ProcessRuntime(WorkerSpec('tests.runtime.worker_fakes:crashing', ('hang', None)))\n"
         "print(rt.pid, flush=True)\n"
-        "rt.decide('c', [Turn('user', 'hi', 'Ann')], False, 0.5)\n"
+        "rt.score('c', [Turn('user', 'hi', 'Ann')])\n"
     )
     root = Path(__file__).resolve().parents[2]
     bot = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=root)
