@@ -308,6 +308,9 @@ class MatrixAdapter:
         if not self.handler.can_post(room_id):
             yield
             return
+        # The first notice runs alongside the reply, and always goes out before "stopped
+        # typing" (a fast reply must not cancel it before it reached the server).
+        first = asyncio.create_task(self._typing(room_id, True))
         refresher = asyncio.create_task(self._keep_typing(room_id))
         try:
             yield
@@ -315,12 +318,13 @@ class MatrixAdapter:
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
+            await first
             await self._typing(room_id, False)
 
     async def _keep_typing(self, room_id: str) -> None:
         while True:
-            await self._typing(room_id, True)
             await asyncio.sleep(_TYPING_REFRESH_S)
+            await self._typing(room_id, True)
 
     async def _typing(self, room_id: str, state: bool) -> None:
         # Typing is a courtesy: failures are logged quietly and never delay the reply much.
