@@ -6,9 +6,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from bot import outcomes
 from bot.domain import CommandContext
 from bot.operations import Operations
 from bot.store import StoreError
+from bot.store.feedback import LoggedDecision
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,10 @@ async def _forget_me(ops: Operations, ctx: CommandContext, args: list[str]) -> s
     return f"Deleted everything I stored from you on {ctx.channel.platform}: {n} messages."
 
 
+async def _why(ops: Operations, ctx: CommandContext, args: list[str]) -> str:
+    return format_decisions(ctx.channel.key, await ops.recent_decisions(ctx.channel, WHY_DECISIONS))
+
+
 async def _help(ops: Operations, ctx: CommandContext, args: list[str]) -> str:
     return help_text(ops.assistant_name)
 
@@ -91,6 +97,7 @@ COMMANDS: dict[str, Command] = {
         "talkativeness N", "0 = only when addressed, 50 = default, 100 = always", True, _talkativeness
     ),
     "history": Command("history N", "how many recent messages to read when deciding", True, _history),
+    "why": Command("why", "the last 10 decisions: p_speak against the threshold, and any 👎", True, _why),
     "forget": Command("forget", "delete this channel's stored history", True, _forget),
     "forget-me": Command("forget-me", "delete every message stored from you", False, _forget_me),
     "help": Command("help", "this list", False, _help),
@@ -126,3 +133,37 @@ async def execute(ops: Operations, ctx: CommandContext, text: str) -> str:
         return "Sorry, the database is unavailable right now; nothing was changed."
     log.info("command %s by %s in %s", name, ctx.author_id, ctx.channel.key)
     return answer
+
+
+# How many decisions ``why`` lists.
+WHY_DECISIONS = 10
+_SNIPPET_CHARS = 48
+# Outcomes in the words of ``why`` (the rest as they are: silent, superseded, empty, error).
+_VERDICTS = {outcomes.SENT: "spoke", outcomes.SEND_FAILED: "spoke, not delivered"}
+
+
+def format_decisions(channel_key: str, rows: list[LoggedDecision]) -> str:
+    """``why``'s answer: one line per decision, newest first, so an admin sees how close each came."""
+    if not rows:
+        return f"No decisions yet in {channel_key}."
+    lines = [f"Last {len(rows)} decisions in {channel_key}, newest first (UTC; p_speak vs threshold):"]
+    for d in rows:
+        score = f"p {d.p_speak:.2f} {'≥' if d.p_speak >= d.threshold else '<'} {min(d.threshold, 1.0):.2f}"
+        label = f" 👎 false interruption x{d.labels}" if d.labels else ""
+        lines.append(f"{d.created_at:%m-%d %H:%M} {_verdict(d)} {score}{label} | {_snippet(d)}")
+    return "\n".join(lines)
+
+
+def _verdict(d: LoggedDecision) -> str:
+    """What the bot did, in a word or two: spoke, silent, forced, superseded, ..."""
+    if d.forced:
+        return "forced" if d.outcome == outcomes.SENT else f"forced, {d.outcome}"
+    return _VERDICTS.get(d.outcome, d.outcome)
+
+
+def _snippet(d: LoggedDecision) -> str:
+    """Who said what was decided on, on one short line."""
+    text = " ".join(d.text.split())
+    if not text:
+        return "(deleted)"
+    return f"{d.author}: {text[:_SNIPPET_CHARS]}{'…' if len(text) > _SNIPPET_CHARS else ''}"

@@ -59,6 +59,21 @@ class IncomingMessage:
 
 
 @dataclass(frozen=True)
+class IncomingReaction:
+    """A reaction put on (or taken off) a message, as an adapter hands it to the core."""
+
+    channel: ChannelRef
+    # The message reacted to.
+    message_id: str
+    author_id: str
+    # The emoji itself (Discord's emoji name, Matrix's annotation key); custom emoji by name.
+    emoji: str
+    # The platform's id of the reaction itself, where it has one (a Matrix m.reaction event).
+    reaction_id: str | None = None
+    is_bot: bool = False
+
+
+@dataclass(frozen=True)
 class SentMessage:
     """What an adapter reports after sending a reply."""
 

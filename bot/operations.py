@@ -7,16 +7,21 @@ history size also resets the planner and drops the cached model state, for examp
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bot.config import Config
-from bot.domain import ChannelRef
-from bot.store import ChannelSettings, Store, StoredMessage
+from bot.domain import ChannelRef, IncomingReaction
+from bot.feedback import NOTHING_TO_REMOVE, REMOVED, is_thumbs_down
+from bot.store import ChannelSettings, Store, StoredMessage, StoreError
+from bot.store.feedback import LoggedDecision
 from bot.window import WindowPlanner
 from model_runtime.interface import Runtime
 from model_runtime.protocol import threshold_for
+
+log = logging.getLogger(__name__)
 
 # Runs a store call on the store's thread (``ConversationService.db``).
 StoreRunner = Callable[..., Awaitable[Any]]
@@ -134,6 +139,38 @@ class Operations:
         self._decider.forget(channel_key)
         if self._responder is not self._decider:
             self._responder.forget(channel_key)
+
+    # --- feedback from the room -------------------------------------------------
+
+    async def recent_decisions(self, channel: ChannelRef, limit: int = 10) -> list[LoggedDecision]:
+        """The channel's last ``limit`` decisions, newest first, with their labels and the messages decided on."""
+        s = await self.channel_settings(channel)
+        return await self._db(self._store.decision_log, s.pk, limit)
+
+    async def record_feedback(self, reaction: IncomingReaction, *, removed: bool = False) -> str | None:
+        """A 👎 on the bot's unasked reply labels that decision a false interruption; taking it off unlabels it.
+
+        Returns what was done (bot/store/feedback.py says why a label is refused; REMOVED
+        or NOTHING_TO_REMOVE for a removal), None when the reaction says nothing about a
+        decision or the store is unavailable.
+        """
+        if reaction.is_bot or not is_thumbs_down(reaction.emoji):
+            return None
+        platform, who = reaction.channel.platform, reaction.author_id
+        try:
+            if removed:
+                done = await self._db(self._store.unlabel_reply, platform, reaction.message_id, who)
+                result = REMOVED if done else NOTHING_TO_REMOVE
+            else:
+                source = reaction.reaction_id
+                result = await self._db(self._store.label_reply, platform, reaction.message_id, who, source_id=source)
+        except StoreError as e:
+            log.error("👎 on %s in %s not recorded: %s", reaction.message_id, reaction.channel.key, e)
+            return None
+        log.info(
+            "false interruption label on %s in %s by %s: %s", reaction.message_id, reaction.channel.key, who, result
+        )
+        return result
 
     # --- messages and adapter state ---------------------------------------------
 

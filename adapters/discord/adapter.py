@@ -17,13 +17,13 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from adapters.discord.access import Access
+from adapters.discord.access import Access, role_ids
 from adapters.discord.commands import GROUP_NAME, build_group
 from adapters.discord.convert import mentions_outside_code, render_text
 from adapters.discord.names import NameRegistry
 from adapters.discord.sender import DiscordSender, messages_after
 from bot.config import DiscordConfig, secret_from_env
-from bot.domain import ChannelRef, CommandContext, IncomingMessage, ServerFilter
+from bot.domain import ChannelRef, CommandContext, IncomingMessage, IncomingReaction, ServerFilter
 from bot.service import ConversationService
 
 log = logging.getLogger(__name__)
@@ -50,12 +50,15 @@ def create_adapter(service: ConversationService, cfg: DiscordConfig) -> DiscordA
 
 
 def intents() -> discord.Intents:
-    """Guilds, guild and DM messages, and message content (a privileged intent to enable in the portal)."""
+    """Guilds, guild and DM messages and reactions, and message content (a privileged intent to enable in the portal)."""
     wanted = discord.Intents.none()
     wanted.guilds = True
     wanted.guild_messages = True
     wanted.dm_messages = True
     wanted.message_content = True
+    # A 👎 on an unasked reply tells the bot it spoke out of turn (bot/feedback.py).
+    wanted.guild_reactions = True
+    wanted.dm_reactions = True
     return wanted
 
 
@@ -106,6 +109,12 @@ class _Events:
 
     async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
         await self.adapter.on_delete(payload.channel_id, sorted(payload.message_ids))
+
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        await self.adapter.on_reaction(payload, removed=False)
+
+    async def on_raw_reaction_remove(self, payload: discord.RawReactionActionEvent) -> None:
+        await self.adapter.on_reaction(payload, removed=True)
 
 
 class _Client(_Events, discord.Client):
@@ -295,6 +304,29 @@ class DiscordAdapter:
             for message_id in message_ids:
                 await self.service.handle_delete(ref, str(message_id))
 
+    async def on_reaction(self, payload: discord.RawReactionActionEvent, *, removed: bool) -> None:
+        """A reaction put on or taken off a message: guard, convert, hand it to the core."""
+        if payload.user_id == self._me().id or payload.emoji.id is not None:
+            return  # its own reactions; custom emoji (a 👎 is a unicode emoji)
+        channel = self.client.get_channel(payload.channel_id) if self.client is not None else None
+        parent_id = getattr(channel, "parent_id", None)
+        if not self.access.place_allowed(payload.guild_id, payload.channel_id, parent_id):
+            return
+        member = payload.member  # only on additions in a guild
+        if not self.access.author_allowed(payload.user_id, role_ids(member) if member is not None else None):
+            return
+        reaction = IncomingReaction(
+            channel=channel_ref(channel)
+            if channel is not None
+            else _uncached_ref(payload.channel_id, payload.guild_id),
+            message_id=str(payload.message_id),
+            author_id=str(payload.user_id),
+            emoji=payload.emoji.name or "",
+            is_bot=bool(member is not None and member.bot),
+        )
+        async with self._in_order:
+            await self.service.ops.record_feedback(reaction, removed=removed)
+
     def _me(self) -> discord.ClientUser:
         assert self.client is not None and self.client.user is not None, "events arrive only once logged in"
         return self.client.user
@@ -384,6 +416,11 @@ async def _close(client: discord.Client) -> None:
     if ready_timer is not None:
         ready_timer.cancel()
     await client.close()
+
+
+def _uncached_ref(channel_id: int, guild_id: int | None) -> ChannelRef:
+    """The core's reference to a channel the client has not cached (its name unknown)."""
+    return ChannelRef(PLATFORM, str(channel_id), server=str(guild_id) if guild_id else None)
 
 
 def _is_bot(message: discord.Message) -> bool:

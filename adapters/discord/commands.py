@@ -43,6 +43,10 @@ def build_group(run: RunCommand) -> app_commands.Group:
     async def history(interaction: discord.Interaction, messages: app_commands.Range[int, 1, 1000]) -> None:
         await run(interaction, f"history {messages}")
 
+    @group.command(name="why", description="The last 10 decisions: p_speak against the threshold, and any 👎 (admin)")
+    async def why(interaction: discord.Interaction) -> None:
+        await run(interaction, "why")
+
     @group.command(name="forget", description="Delete this channel's stored history (admin)")
     async def forget(interaction: discord.Interaction) -> None:
         await run(interaction, "forget")

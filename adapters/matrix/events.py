@@ -47,6 +47,20 @@ def relation(content: dict[str, Any]) -> Relation:
     return Relation(reply_to=reply_to)
 
 
+def annotation(source: dict[str, Any]) -> tuple[str, str] | None:
+    """(event reacted to, key) of an ``m.reaction`` event's ``m.annotation``; None for anything else or malformed."""
+    if source.get("type") != "m.reaction":
+        return None
+    content = source.get("content")
+    rel = content.get("m.relates_to") if isinstance(content, dict) else None
+    if not isinstance(rel, dict) or rel.get("rel_type") != "m.annotation":
+        return None
+    target, key = rel.get("event_id"), rel.get("key")
+    if not isinstance(target, str) or not isinstance(key, str):
+        return None
+    return target, key
+
+
 class _TextOnly(HTMLParser):
     """Collects the text of an HTML fragment, dropping tags, scripts and reply fallbacks."""
 

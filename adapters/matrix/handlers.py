@@ -29,9 +29,9 @@ from nio import (
 )
 from nio.responses import RoomInfo
 
-from adapters.matrix.events import PLATFORM, inviter_allowed, message_text, relation, timestamp, to_incoming
+from adapters.matrix.events import PLATFORM, annotation, inviter_allowed, message_text, relation, timestamp, to_incoming
 from bot.config import MatrixConfig
-from bot.domain import ChannelRef, CommandContext, IncomingMessage
+from bot.domain import ChannelRef, CommandContext, IncomingMessage, IncomingReaction
 from bot.service import ConversationService
 
 log = logging.getLogger(__name__)
@@ -242,6 +242,13 @@ class SyncHandler:
             return
         if isinstance(event, MegolmEvent) or (room.encrypted and self.client.olm is None):
             self._warn_encrypted(room)
+            return
+        reacted = annotation(getattr(event, "source", {}))
+        if reacted is not None:
+            # Past reactions too (an initial sync, a gap read back): a label is recorded once.
+            if event.sender != self.user_id:
+                reaction = IncomingReaction(ref, reacted[0], event.sender, reacted[1], reaction_id=event_id)
+                await self.service.ops.record_feedback(reaction)
             return
         if not isinstance(event, _MESSAGES):
             log.debug("matrix: ignored %s event %s in %s", type(event).__name__, event_id, room.room_id)

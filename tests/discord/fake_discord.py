@@ -317,6 +317,26 @@ class FakeDiscord:
             data["guild_id"] = str(guild)
         await self.dispatch("MESSAGE_DELETE_BULK", data)
 
+    async def react(self, message_id: int, person: Person, emoji: str, *, remove: bool = False) -> None:
+        """``person`` puts a unicode ``emoji`` on a message (or takes it off): MESSAGE_REACTION_ADD or _REMOVE."""
+        msg = self.messages[message_id]
+        data: Json = {
+            "user_id": str(person.id),
+            "channel_id": msg["channel_id"],
+            "message_id": msg["id"],
+            "emoji": {"id": None, "name": emoji},
+            "burst": False,
+            "type": 0,
+        }
+        if (guild := self._guild_of(int(msg["channel_id"]))) is not None:
+            data["guild_id"] = str(guild)
+            if not remove:
+                data["member"] = person.member(with_user=True)
+        if not remove:
+            data["message_author_id"] = msg["author"]["id"]
+            data["burst_colors"] = []
+        await self.dispatch("MESSAGE_REACTION_REMOVE" if remove else "MESSAGE_REACTION_ADD", data)
+
     async def slash(
         self,
         channel_id: int,

@@ -129,6 +129,7 @@ async def test_slash_commands_work_and_refuse_non_admins(fake: FakeDiscord, make
         "unmute",
         "talkativeness",
         "history",
+        "why",
         "forget",
         "forget-me",
         "help",
