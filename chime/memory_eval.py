@@ -100,9 +100,11 @@ def load(store: Store, line: Line, where: str) -> dict[str, int]:
     for name, messages in line.channels.items():
         ref = ChannelRef(PLATFORM, name, name)
         keys[name] = store.channel(ref).pk
-        for i, m in enumerate(messages):
-            msg = _message(ref, i, m, f"{where} channel {name!r}")
-            store.add_message(msg, channel_pk=keys[name], from_assistant=m.get("role") == "assistant")
+        converted = [(_message(ref, i, m, f"{where} channel {name!r}"), m.get("role")) for i, m in enumerate(messages)]
+        store.add_messages([msg for msg, role in converted if role != "assistant"], channel_pk=keys[name])
+        for msg, role in converted:
+            if role == "assistant":
+                store.add_message(msg, channel_pk=keys[name], from_assistant=True)
     return keys
 
 

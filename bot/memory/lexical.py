@@ -17,41 +17,40 @@ from sqlalchemy.engine import Connection
 FTS = "memory_messages_fts"
 # Above every message key.
 NO_LIMIT = 2**62
-# Must be migration 0007's.
+# Must be migrations 0007's and 0010's.
 TOKENIZER = "porter unicode61 remove_diacritics 2"
 
 
 class SQLiteIndex:
-    """FTS5 with BM25 ranking (the ``memory_messages_fts`` table that migration 0007 creates)."""
+    """FTS5 with BM25 ranking (the ``memory_messages_fts`` table of migrations 0007 and 0010).
+
+    The channel is a column of the index: every query asks for its words *and* the
+    channel, so FTS5 itself keeps a search inside the channel.
+    """
 
     _CANDIDATES = text(
-        f"SELECT m.id FROM {FTS} CROSS JOIN messages m ON m.id = {FTS}.rowid "
-        f"WHERE {FTS} MATCH :q AND m.channel_pk = :c AND m.from_assistant = 0 AND m.id < :before "
-        # The author's name counts half as much as the text.
-        f"ORDER BY bm25({FTS}, 1.0, 0.5) LIMIT :n"
+        f"SELECT rowid FROM {FTS} WHERE {FTS} MATCH :q AND rowid < :before "
+        # The author's name counts half as much as the text; the channel not at all.
+        f"ORDER BY bm25({FTS}, 1.0, 0.5, 0.0) LIMIT :n"
     )
-    _DF = text(
-        # CROSS JOIN keeps the index outermost: SQLite would otherwise walk the channel's
-        # messages and ask the index about each one.
-        f"SELECT count(*) FROM {FTS} CROSS JOIN messages m ON m.id = {FTS}.rowid "
-        f"WHERE {FTS} MATCH :q AND m.channel_pk = :c AND m.from_assistant = 0"
-    )
+    _DF = text(f"SELECT count(*) FROM {FTS} WHERE {FTS} MATCH :q")
 
     @staticmethod
-    def _match(terms: Sequence[str]) -> str:
+    def _match(terms: Sequence[str], channel_pk: int) -> str:
         # Terms are runs of letters and digits (bot/memory/terms.py); quoting makes each a plain word.
-        return " OR ".join(f'"{t}"' for t in terms)
+        words = " OR ".join(f'"{t}"' for t in terms)
+        return f'({words}) AND channel_pk : "{int(channel_pk)}"'
 
     def candidates(
         self, conn: Connection, channel_pk: int, terms: Sequence[str], limit: int, before: int = NO_LIMIT
     ) -> list[int]:
         """The channel's messages (with a key below ``before``) that best match any term, best first."""
-        rows = conn.execute(self._CANDIDATES, {"q": self._match(terms), "c": channel_pk, "n": limit, "before": before})
+        rows = conn.execute(self._CANDIDATES, {"q": self._match(terms, channel_pk), "n": limit, "before": before})
         return [r[0] for r in rows]
 
     def doc_freq(self, conn: Connection, channel_pk: int, term: str) -> int:
         """How many of the channel's indexed messages contain ``term``."""
-        return int(conn.execute(self._DF, {"q": self._match([term]), "c": channel_pk}).scalar() or 0)
+        return int(conn.execute(self._DF, {"q": self._match([term], channel_pk)}).scalar() or 0)
 
     def having(
         self, conn: Connection, terms: Sequence[str], rows: Mapping[int, tuple[str, str]]
@@ -68,7 +67,7 @@ class SQLiteIndex:
                 "INSERT INTO t(rowid, text, display_name) VALUES (?, ?, ?)", [(k, *v) for k, v in rows.items()]
             )
             return {
-                term: {r[0] for r in scratch.execute("SELECT rowid FROM t WHERE t MATCH ?", (self._match([term]),))}
+                term: {r[0] for r in scratch.execute("SELECT rowid FROM t WHERE t MATCH ?", (f'"{term}"',))}
                 for term in terms
             }
         finally:

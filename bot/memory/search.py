@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.engine import Engine, Row
+from sqlalchemy.engine import Connection, Engine, Row
 
 from bot.memory.lexical import NO_LIMIT, index_for
 from bot.memory.sources import message_link
@@ -27,6 +28,7 @@ from bot.store.models import Channel, Message
 
 # Candidates taken from the full-text index before scoring.
 CANDIDATES = 100
+TOTAL_TTL_S = 60.0
 COMMON_SHARE = 0.05
 # BM25's length normalisation: long messages that mention everything rank lower.
 _K1, _B, _AVG_WORDS = 1.2, 0.5, 14.0
@@ -59,6 +61,14 @@ class Passage:
 
 
 # (platform, channel id, message id, server id) -> a link to the message
+_COLUMNS = (
+    Message.id,
+    Message.platform_message_id,
+    Message.author_id,
+    Message.display_name,
+    Message.text,
+    Message.created_at,
+)
 LinkFn = Callable[[str, str, str, str | None], str | None]
 
 
@@ -70,6 +80,7 @@ class Memory:
         self.assistant_name = assistant_name
         self.link = link
         self._index = index_for(engine.dialect.name)
+        self._totals: dict[int, tuple[float, int]] = {}
 
     def search(self, channel_pk: int, question: str, k: int = 5, *, before_pk: int | None = None) -> list[Passage]:
         """The ``k`` passages of this channel that best answer ``question``, best first (any coverage).
@@ -80,7 +91,7 @@ class Memory:
         if not terms:
             return []
         with self.engine.connect() as conn:
-            total = int(conn.scalar(select(func.count(Message.id)).where(Message.channel_pk == channel_pk)) or 0)
+            total = self._total(conn, channel_pk)
             dfs = {t: self._index.doc_freq(conn, channel_pk, t) for t in terms}
             # Words in a large share of the channel find nothing specific and are slow to
             # rank: candidates come from the others (all of them are still scored).
@@ -89,7 +100,10 @@ class Memory:
             pks = self._index.candidates(conn, channel_pk, selective, CANDIDATES, before)
             if not pks:
                 return []
-            rows = {m.id: m for m in conn.execute(select(Message).where(Message.id.in_(pks)))}
+            # The channel again: the index chose them by channel, the table confirms it.
+            found = select(*_COLUMNS).where(Message.id.in_(pks), Message.channel_pk == channel_pk)
+            rows = {m.id: m for m in conn.execute(found)}
+            pks = [pk for pk in pks if pk in rows]
             having = self._index.having(conn, terms, {pk: (r.text, r.display_name) for pk, r in rows.items()})
             channel = conn.execute(
                 select(Channel.platform, Channel.channel_id, Channel.server_id).where(Channel.id == channel_pk)
@@ -127,6 +141,15 @@ class Memory:
             if len(passages) == k:
                 break
         return passages
+
+    def _total(self, conn: Connection, channel_pk: int) -> int:
+        """The channel's message count, counted at most once a minute (it only weighs words)."""
+        now = time.monotonic()
+        cached = self._totals.get(channel_pk)
+        if cached is None or now - cached[0] > TOTAL_TTL_S:
+            count = conn.scalar(select(func.count(Message.id)).where(Message.channel_pk == channel_pk))
+            cached = self._totals[channel_pk] = (now, int(count or 0))
+        return cached[1]
 
     def _passage(self, row: Row, channel: Row, score: float, coverage: float, matched: tuple[str, ...]) -> Passage:
         return Passage(

@@ -20,7 +20,7 @@ from bot import outcomes
 from bot.domain import ChannelRef, IncomingMessage, utcnow
 from bot.store.feedback import FeedbackMixin
 from bot.store.forget import ForgettingMixin, is_forgotten
-from bot.store.models import Channel, DecisionRecord, Message, PlatformState
+from bot.store.models import Channel, DecisionRecord, ForgottenMessage, Message, PlatformState
 from bot.store.pending import OutcomesMixin
 
 log = logging.getLogger(__name__)
@@ -294,11 +294,29 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin):
         """Store many messages of one channel in one transaction (a backfill); returns how many were new."""
 
         def fn(s: Session) -> int:
-            return sum(
-                self._insert_message(s, _message_row(m, channel_pk, False, False, outcome)) is not None for m in msgs
-            )
+            by_id = {m.message_id: m for m in msgs}  # a batch naming one id twice keeps its last
+            for part in _chunks(list(by_id), 500):
+                platform = msgs[0].channel.platform
+                known = s.scalars(
+                    select(Message.platform_message_id).where(
+                        Message.platform == platform, Message.platform_message_id.in_(part)
+                    )
+                ).all()
+                gone = s.scalars(
+                    select(ForgottenMessage.platform_message_id).where(
+                        ForgottenMessage.platform == platform, ForgottenMessage.platform_message_id.in_(part)
+                    )
+                ).all()
+                for mid in (*known, *gone):
+                    by_id.pop(mid, None)
+            rows = [_message_row(m, channel_pk, False, False, outcome) for m in by_id.values()]
+            s.add_all(rows)
+            s.flush()
+            return len(rows)
 
-        return self._run("add_messages", fn)
+        if len({m.channel.platform for m in msgs}) > 1:
+            raise ValueError("add_messages: one platform per batch")
+        return self._run("add_messages", fn) if msgs else 0
 
     @staticmethod
     def _insert_message(s: Session, row: Message) -> int | None:
@@ -439,6 +457,10 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin):
                 row.updated_at = utcnow()
 
         self._run("set_state", fn)
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _message_row(

@@ -202,3 +202,13 @@ def test_a_discord_source_is_a_jump_link_with_its_server(store: Store) -> None:
     store.add_message(msg("333", "the wifi password is bluefish42", ref), channel_pk=pk)
     [found] = Memory(store.engine).search(pk, "wifi password")
     assert found.link == "https://discord.com/channels/111/222/333"
+
+
+def test_a_batch_skips_known_and_forgotten_messages_and_is_indexed(store: Store) -> None:
+    pk = store.channel(CH).pk
+    store.add_message(msg("$a", "first"), channel_pk=pk)
+    store.delete_message("matrix", "$gone")
+    batch = [msg("$a", "again"), msg("$gone", "deleted before"), msg("$b", "the locker code is 5151")]
+    assert store.add_messages(batch, channel_pk=pk) == 1
+    assert [m.text for m in store.all_messages(pk)] == ["first", "the locker code is 5151"]
+    assert ids(Memory(store.engine).search(pk, "locker code")) == ["$b"]
