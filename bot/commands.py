@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from bot import outcomes
 from bot.domain import CommandContext
+from bot.memory.documents import decode, read_document
 from bot.operations import Operations
 from bot.store import StoreError
 from bot.store.feedback import LoggedDecision
@@ -85,6 +87,41 @@ async def _why(ops: Operations, ctx: CommandContext, args: list[str]) -> str:
     return format_decisions(ctx.channel.key, await ops.recent_decisions(ctx.channel, WHY_DECISIONS))
 
 
+async def _learn(ops: Operations, ctx: CommandContext, args: list[str]) -> str:
+    if ctx.attachment is not None:
+        name, text, source = (
+            ctx.attachment.name,
+            decode(ctx.attachment.data, ctx.attachment.name),
+            ctx.attachment.source,
+        )
+    elif args and ctx.local_files:
+        path = Path(" ".join(args)).expanduser()
+        name, text, source = path.name, read_document(path), str(path.resolve())
+    else:
+        raise ValueError(
+            "learn needs a Markdown or text file: attach it (Discord), reply to a file or a message (Matrix), "
+            "or give its PATH (console)"
+        )
+    n = await ops.learn(ctx.channel, name, text, source=source, added_by=ctx.author_name)
+    return f"Learnt {name} ({n} passages): questions in this channel can now be answered from it."
+
+
+async def _unlearn(ops: Operations, ctx: CommandContext, args: list[str]) -> str:
+    if not args:
+        raise ValueError("unlearn takes a document's name (see: documents)")
+    name = " ".join(args)
+    if not await ops.unlearn(ctx.channel, name):
+        return f"No document named {name!r} in this channel."
+    return f"Forgot the document {name}."
+
+
+async def _documents(ops: Operations, ctx: CommandContext, args: list[str]) -> str:
+    docs = await ops.documents(ctx.channel)
+    if not docs:
+        return "This channel has no documents (an admin adds one with: learn)."
+    return "\n".join(f"{d.name}: {d.chunks} passages, added by {d.added_by} on {d.added_at:%d %b %Y}" for d in docs)
+
+
 async def _help(ops: Operations, ctx: CommandContext, args: list[str]) -> str:
     return help_text(ops.assistant_name)
 
@@ -100,6 +137,9 @@ COMMANDS: dict[str, Command] = {
     "why": Command("why", "the last 10 decisions: p_speak against the threshold, and any 👎", True, _why),
     "forget": Command("forget", "delete this channel's stored history", True, _forget),
     "forget-me": Command("forget-me", "delete every message stored from you", False, _forget_me),
+    "learn": Command("learn [PATH]", "learn a Markdown or text document for this channel", True, _learn),
+    "unlearn": Command("unlearn NAME", "forget one of this channel's documents", True, _unlearn),
+    "documents": Command("documents", "list this channel's documents", False, _documents),
     "help": Command("help", "this list", False, _help),
 }
 

@@ -112,6 +112,16 @@ class TypingContext(Protocol):
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file (or quoted text) given with a command: ``learn`` stores it as a document."""
+
+    name: str
+    data: bytes
+    # Where it came from, kept with the document ("discord attachment 123", "matrix event $e").
+    source: str
+
+
+@dataclass(frozen=True)
 class CommandContext:
     """Who runs an admin command, where, and whether the adapter judged them an admin."""
 
@@ -119,3 +129,6 @@ class CommandContext:
     author_id: str
     author_name: str
     is_admin: bool
+    attachment: Attachment | None = None
+    # Only the console may name files on the bot's own machine (``learn PATH``).
+    local_files: bool = False

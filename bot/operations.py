@@ -15,7 +15,9 @@ from typing import Any
 from bot.config import Config
 from bot.domain import ChannelRef, IncomingReaction
 from bot.feedback import NOTHING_TO_REMOVE, REMOVED, is_thumbs_down
+from bot.memory.knowledge import learn_text
 from bot.store import ChannelSettings, Store, StoredMessage, StoreError
+from bot.store.documents import DocumentInfo
 from bot.store.feedback import LoggedDecision
 from bot.window import WindowPlanner
 from model_runtime.interface import Runtime
@@ -171,6 +173,22 @@ class Operations:
             "false interruption label on %s in %s by %s: %s", reaction.message_id, reaction.channel.key, who, result
         )
         return result
+
+    # --- memory ---------------------------------------------------------------------
+
+    async def learn(self, channel: ChannelRef, name: str, text: str, *, source: str, added_by: str) -> int:
+        """Store a document for a channel's memory (replacing one of the same name); returns its passages."""
+        return await self._db(learn_text, self._store, channel, name, text, source=source, added_by=added_by)
+
+    async def documents(self, channel: ChannelRef) -> list[DocumentInfo]:
+        """The channel's documents."""
+        settings = await self.channel_settings(channel)
+        return await self._db(self._store.documents, settings.pk)
+
+    async def unlearn(self, channel: ChannelRef, name: str) -> bool:
+        """Delete one of the channel's documents; False when there is none by that name."""
+        settings = await self.channel_settings(channel)
+        return await self._db(self._store.delete_document, settings.pk, name)
 
     # --- messages and adapter state ---------------------------------------------
 

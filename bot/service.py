@@ -25,6 +25,7 @@ from bot.domain import ChannelRef, CommandContext, Decision, IncomingMessage, Re
 from bot.memory import Memory
 from bot.memory.answer import relevant
 from bot.memory.intent import RECALL, past_question
+from bot.memory.knowledge import load_knowledge
 from bot.memory.respond import aanswer
 from bot.operations import Operations
 from bot.scheduler import ChannelScheduler, Job
@@ -111,8 +112,14 @@ class ConversationService:
         Messages left undecided by the last run are decided when each adapter can reply
         again: it calls ``resume_pending`` once connected.
         """
+        if self.config.memory.knowledge:
+            await self.load_knowledge()
         if self.config.store.retention_days and self._purge_task is None:
             self._purge_task = asyncio.create_task(self._purge_loop(), name="retention-purge")
+
+    async def load_knowledge(self) -> int:
+        """Read every channel's ``memory.knowledge`` folder into its documents; returns the files read."""
+        return await self.db(load_knowledge, self.store, self.config.memory.knowledge)
 
     async def channel_settings(self, channel: ChannelRef) -> ChannelSettings:
         """The channel's settings, creating it with the configured defaults."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.config import Config, ConfigError, configure_logging, load_config, parse_config
 from bot.store import StoreError, check_url, sqlite_file
-from chime import datadir
+from chime import datadir, memory_cli
 from chime.app import build_runtime, preflight, prepare_store, run_bot, with_data_dir
 from model_runtime import RuntimeError_
 
@@ -176,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--labels", action="store_true", help="only labelled conversations; a false interruption becomes silence"
     )
     common(ex)
+    memory_cli.add_parser(sub, common)
     rp = sub.add_parser("replay", help="decide on every human turn of a seed-format file")
     rp.add_argument("file", type=Path)
     rp.add_argument("--threshold", type=float)
@@ -208,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             "config": cmd_config_check,
             "replay": cmd_replay,
             "export": cmd_export,
+            "memory": memory_cli.cmd_memory,
         }
         return handlers[args.command](args)
     except ConfigError as e:

@@ -157,7 +157,11 @@ class ConsoleAdapter:
         if stripped == prefix or stripped.startswith(prefix + " "):
             # The same author id as the speaker's messages (below), or forget-me finds nothing.
             ctx = CommandContext(
-                self.channel, author_id=self.speaker.casefold(), author_name=self.speaker, is_admin=True
+                self.channel,
+                author_id=self.speaker.casefold(),
+                author_name=self.speaker,
+                is_admin=True,
+                local_files=True,
             )
             self._print(await self.service.run_command(ctx, stripped[len(prefix) :]))
             return True

@@ -1,9 +1,9 @@
 """The two full-text backends behind memory: SQLite FTS5 and PostgreSQL tsvector, restricted to one channel.
 
-Each answers three questions about a channel's indexed messages: which best match any of
-some terms (the candidates), how many contain each term (document frequencies), and
-which of given messages contain each term. Every query names the channel, so nothing
-from another channel (or a DM) can come back.
+Each searches two sources of a channel: its messages (people's, not the assistant's)
+and the chunks of its documents. For each it answers which best match any of some terms
+(the candidates) and how many contain each term (document frequencies). Every query
+names the channel, so nothing from another channel (or a DM) can come back.
 """
 
 from __future__ import annotations
@@ -11,29 +11,38 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-FTS = "memory_messages_fts"
+MESSAGES, CHUNKS = "messages", "chunks"
 # Above every message key.
 NO_LIMIT = 2**62
-# Must be migrations 0007's and 0010's.
+# Must be migrations 0007's, 0010's and 0011's.
 TOKENIZER = "porter unicode61 remove_diacritics 2"
 
 
 class SQLiteIndex:
-    """FTS5 with BM25 ranking (the ``memory_messages_fts`` table of migrations 0007 and 0010).
+    """FTS5 with BM25 ranking (``memory_messages_fts``, ``memory_chunks_fts``).
 
-    The channel is a column of the index: every query asks for its words *and* the
+    The channel is a column of each index: every query asks for its words *and* the
     channel, so FTS5 itself keeps a search inside the channel.
     """
 
-    _CANDIDATES = text(
-        f"SELECT rowid FROM {FTS} WHERE {FTS} MATCH :q AND rowid < :before "
+    _CANDIDATES = {
         # The author's name counts half as much as the text; the channel not at all.
-        f"ORDER BY bm25({FTS}, 1.0, 0.5, 0.0) LIMIT :n"
-    )
-    _DF = text(f"SELECT count(*) FROM {FTS} WHERE {FTS} MATCH :q")
+        MESSAGES: text(
+            "SELECT rowid FROM memory_messages_fts WHERE memory_messages_fts MATCH :q AND rowid < :before "
+            "ORDER BY bm25(memory_messages_fts, 1.0, 0.5, 0.0) LIMIT :n"
+        ),
+        CHUNKS: text(
+            "SELECT rowid FROM memory_chunks_fts WHERE memory_chunks_fts MATCH :q "
+            "ORDER BY bm25(memory_chunks_fts, 1.0, 0.0) LIMIT :n"
+        ),
+    }
+    _DF = {
+        MESSAGES: text("SELECT count(*) FROM memory_messages_fts WHERE memory_messages_fts MATCH :q"),
+        CHUNKS: text("SELECT count(*) FROM memory_chunks_fts WHERE memory_chunks_fts MATCH :q"),
+    }
 
     @staticmethod
     def _match(terms: Sequence[str], channel_pk: int) -> str:
@@ -42,75 +51,69 @@ class SQLiteIndex:
         return f'({words}) AND channel_pk : "{int(channel_pk)}"'
 
     def candidates(
-        self, conn: Connection, channel_pk: int, terms: Sequence[str], limit: int, before: int = NO_LIMIT
+        self, conn: Connection, source: str, channel_pk: int, terms: Sequence[str], limit: int, before: int = NO_LIMIT
     ) -> list[int]:
-        """The channel's messages (with a key below ``before``) that best match any term, best first."""
-        rows = conn.execute(self._CANDIDATES, {"q": self._match(terms, channel_pk), "n": limit, "before": before})
-        return [r[0] for r in rows]
+        """The keys of the channel's best matches in ``source`` (messages below ``before``), best first."""
+        params = {"q": self._match(terms, channel_pk), "n": limit, "before": before}
+        return [r[0] for r in conn.execute(self._CANDIDATES[source], params)]
 
-    def doc_freq(self, conn: Connection, channel_pk: int, term: str) -> int:
-        """How many of the channel's indexed messages contain ``term``."""
-        return int(conn.execute(self._DF, {"q": self._match([term], channel_pk)}).scalar() or 0)
-
-    def having(
-        self, conn: Connection, terms: Sequence[str], rows: Mapping[int, tuple[str, str]]
-    ) -> dict[str, set[int]]:
-        """Per term, which of ``rows`` (key -> (text, author name)) contain it.
-
-        A small in-memory FTS5 table with the same tokenizer answers: asking the channel's
-        index would read each term's whole list of messages.
-        """
-        scratch = sqlite3.connect(":memory:")
-        try:
-            scratch.execute(f"CREATE VIRTUAL TABLE t USING fts5(text, display_name, tokenize='{TOKENIZER}')")
-            scratch.executemany(
-                "INSERT INTO t(rowid, text, display_name) VALUES (?, ?, ?)", [(k, *v) for k, v in rows.items()]
-            )
-            return {
-                term: {r[0] for r in scratch.execute("SELECT rowid FROM t WHERE t MATCH ?", (f'"{term}"',))}
-                for term in terms
-            }
-        finally:
-            scratch.close()
+    def doc_freq(self, conn: Connection, source: str, channel_pk: int, term: str) -> int:
+        """How many of the channel's indexed messages (or chunks) contain ``term``."""
+        return int(conn.execute(self._DF[source], {"q": self._match([term], channel_pk)}).scalar() or 0)
 
 
 class PostgresIndex:
-    """The generated ``messages.search_vector`` column and its GIN index (migration 0007)."""
+    """The generated ``search_vector`` columns and their GIN indexes (migrations 0007 and 0011)."""
 
-    _CANDIDATES = text(
-        "SELECT id FROM messages WHERE channel_pk = :c AND NOT from_assistant AND id < :before "
-        "AND search_vector @@ to_tsquery('english', :q) "
-        "ORDER BY ts_rank_cd(search_vector, to_tsquery('english', :q), 1) DESC, id DESC LIMIT :n"
-    )
-    _DF = text(
-        "SELECT count(*) FROM messages WHERE channel_pk = :c AND NOT from_assistant "
-        "AND search_vector @@ to_tsquery('english', :q)"
-    )
-    _HAS = text("SELECT id FROM messages WHERE id IN :ids AND search_vector @@ to_tsquery('english', :q)").bindparams(
-        bindparam("ids", expanding=True)
-    )
-
-    @staticmethod
-    def _match(terms: Sequence[str]) -> str:
-        # Terms hold no tsquery operator (letters and digits only).
-        return " | ".join(terms)
+    _CANDIDATES = {
+        MESSAGES: text(
+            "SELECT id FROM messages WHERE channel_pk = :c AND NOT from_assistant AND id < :before "
+            "AND search_vector @@ to_tsquery('english', :q) "
+            "ORDER BY ts_rank_cd(search_vector, to_tsquery('english', :q), 1) DESC, id DESC LIMIT :n"
+        ),
+        CHUNKS: text(
+            "SELECT id FROM memory_chunks WHERE channel_pk = :c AND search_vector @@ to_tsquery('english', :q) "
+            "ORDER BY ts_rank_cd(search_vector, to_tsquery('english', :q), 1) DESC, id LIMIT :n"
+        ),
+    }
+    _DF = {
+        MESSAGES: text(
+            "SELECT count(*) FROM messages WHERE channel_pk = :c AND NOT from_assistant "
+            "AND search_vector @@ to_tsquery('english', :q)"
+        ),
+        CHUNKS: text(
+            "SELECT count(*) FROM memory_chunks WHERE channel_pk = :c AND search_vector @@ to_tsquery('english', :q)"
+        ),
+    }
 
     def candidates(
-        self, conn: Connection, channel_pk: int, terms: Sequence[str], limit: int, before: int = NO_LIMIT
+        self, conn: Connection, source: str, channel_pk: int, terms: Sequence[str], limit: int, before: int = NO_LIMIT
     ) -> list[int]:
-        """The channel's messages (with a key below ``before``) that best match any term, best first."""
-        rows = conn.execute(self._CANDIDATES, {"q": self._match(terms), "c": channel_pk, "n": limit, "before": before})
-        return [r[0] for r in rows]
+        """The keys of the channel's best matches in ``source`` (messages below ``before``), best first."""
+        # Terms hold no tsquery operator (letters and digits only).
+        params = {"q": " | ".join(terms), "c": channel_pk, "n": limit, "before": before}
+        return [r[0] for r in conn.execute(self._CANDIDATES[source], params)]
 
-    def doc_freq(self, conn: Connection, channel_pk: int, term: str) -> int:
-        """How many of the channel's indexed messages contain ``term``."""
-        return int(conn.execute(self._DF, {"q": term, "c": channel_pk}).scalar() or 0)
+    def doc_freq(self, conn: Connection, source: str, channel_pk: int, term: str) -> int:
+        """How many of the channel's indexed messages (or chunks) contain ``term``."""
+        return int(conn.execute(self._DF[source], {"q": term, "c": channel_pk}).scalar() or 0)
 
-    def having(
-        self, conn: Connection, terms: Sequence[str], rows: Mapping[int, tuple[str, str]]
-    ) -> dict[str, set[int]]:
-        """Per term, which of ``rows`` (key -> (text, author name)) contain it."""
-        return {t: {r[0] for r in conn.execute(self._HAS, {"q": t, "ids": list(rows)})} for t in terms}
+
+def having(terms: Sequence[str], rows: Mapping[int, tuple[str, str]]) -> dict[str, set[int]]:
+    """Per term, which of ``rows`` (key -> (text, author name)) contain it.
+
+    A small in-memory FTS5 table with the index's tokenizer answers: asking the channel's
+    index would read each term's whole list of messages.
+    """
+    scratch = sqlite3.connect(":memory:")
+    try:
+        scratch.execute(f"CREATE VIRTUAL TABLE t USING fts5(text, display_name, tokenize='{TOKENIZER}')")
+        scratch.executemany(
+            "INSERT INTO t(rowid, text, display_name) VALUES (?, ?, ?)", [(k, *v) for k, v in rows.items()]
+        )
+        return {t: {r[0] for r in scratch.execute("SELECT rowid FROM t WHERE t MATCH ?", (f'"{t}"',))} for t in terms}
+    finally:
+        scratch.close()
 
 
 def index_for(dialect: str) -> SQLiteIndex | PostgresIndex:

@@ -21,10 +21,10 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine, Row
 
-from bot.memory.lexical import NO_LIMIT, index_for
+from bot.memory.lexical import CHUNKS, MESSAGES, NO_LIMIT, having, index_for
 from bot.memory.sources import message_link
 from bot.memory.terms import query_terms
-from bot.store.models import Channel, Message
+from bot.store.models import Channel, MemoryChunk, MemoryDocument, Message
 
 # Candidates taken from the full-text index before scoring.
 CANDIDATES = 100
@@ -92,79 +92,131 @@ class Memory:
             return []
         with self.engine.connect() as conn:
             total = self._total(conn, channel_pk)
-            dfs = {t: self._index.doc_freq(conn, channel_pk, t) for t in terms}
+            dfs = {t: sum(self._index.doc_freq(conn, src, channel_pk, t) for src in (MESSAGES, CHUNKS)) for t in terms}
             # Words in a large share of the channel find nothing specific and are slow to
             # rank: candidates come from the others (all of them are still scored).
             selective = [t for t in terms if 0 < dfs[t] <= max(COMMON_SHARE * total, CANDIDATES)] or terms
             before = NO_LIMIT if before_pk is None else before_pk
-            pks = self._index.candidates(conn, channel_pk, selective, CANDIDATES, before)
-            if not pks:
-                return []
-            # The channel again: the index chose them by channel, the table confirms it.
-            found = select(*_COLUMNS).where(Message.id.in_(pks), Message.channel_pk == channel_pk)
-            rows = {m.id: m for m in conn.execute(found)}
-            pks = [pk for pk in pks if pk in rows]
-            having = self._index.having(conn, terms, {pk: (r.text, r.display_name) for pk, r in rows.items()})
+            found = _messages(
+                conn, channel_pk, self._index.candidates(conn, MESSAGES, channel_pk, selective, CANDIDATES, before)
+            )
+            found += _chunks(conn, channel_pk, self._index.candidates(conn, CHUNKS, channel_pk, selective, CANDIDATES))
             channel = conn.execute(
                 select(Channel.platform, Channel.channel_id, Channel.server_id).where(Channel.id == channel_pk)
             ).one()
-        weights = {t: _idf(dfs[t], total) for t in terms}
-        # A word the channel never used may be the missing topic or only the asker's
-        # wording: it counts for a quarter of its weight in the coverage.
-        counted = {t: w * (ABSENT_WEIGHT if dfs[t] == 0 else 1.0) for t, w in weights.items()}
-        full = sum(counted.values()) or 1.0
-        scored = []
-        # A question that names someone of the channel ("Quinn's flight") asks about that
-        # person: a passage neither by nor about them counts half.
-        people = {w for r in rows.values() for w in query_terms(r.display_name, "")} & set(terms)
-        for rank, pk in enumerate(pks):
-            matched = tuple(t for t in terms if pk in having[t])
-            weight = sum(weights[t] for t in matched)
-            body = rows[pk].text
-            words = max(1, len(body.split()))
-            norm = (_K1 + 1) / (1 + _K1 * (1 - _B + _B * words / _AVG_WORDS))
-            bonus = 1 + FACT_BONUS if states_a_value(body) else 1
-            coverage = sum(counted[t] for t in matched) / full
-            if people - set(matched):
-                bonus, coverage = bonus * PERSON_MISSING, coverage * PERSON_MISSING
-            scored.append((weight * norm * bonus, -rank, pk, matched, coverage))
-        scored.sort(reverse=True)
+        if not found:
+            return []
+        scored = _score(terms, dfs, total, found)
         passages: list[Passage] = []
         seen: set[str] = set()
-        for score, _, pk, matched, coverage in scored:
-            # The same words said twice ("lol", a pasted line) are one passage, the latest kept.
-            key = " ".join(rows[pk].text.casefold().split())
+        for score, coverage, matched, hit in scored:
+            # The same words said twice ("lol", a pasted line) are one passage.
+            key = " ".join(hit.text.casefold().split())
             if key in seen:
                 continue
             seen.add(key)
-            passages.append(self._passage(rows[pk], channel, score, coverage, matched))
+            passages.append(self._passage(hit, channel, score, coverage, matched))
             if len(passages) == k:
                 break
         return passages
 
     def _total(self, conn: Connection, channel_pk: int) -> int:
-        """The channel's message count, counted at most once a minute (it only weighs words)."""
+        """The channel's messages and chunks, counted at most once a minute (the count only weighs words)."""
         now = time.monotonic()
         cached = self._totals.get(channel_pk)
         if cached is None or now - cached[0] > TOTAL_TTL_S:
-            count = conn.scalar(select(func.count(Message.id)).where(Message.channel_pk == channel_pk))
-            cached = self._totals[channel_pk] = (now, int(count or 0))
+            count = conn.scalar(select(func.count(Message.id)).where(Message.channel_pk == channel_pk)) or 0
+            count += conn.scalar(select(func.count(MemoryChunk.id)).where(MemoryChunk.channel_pk == channel_pk)) or 0
+            cached = self._totals[channel_pk] = (now, int(count))
         return cached[1]
 
-    def _passage(self, row: Row, channel: Row, score: float, coverage: float, matched: tuple[str, ...]) -> Passage:
+    def _passage(self, hit: _Hit, channel: Row, score: float, coverage: float, matched: tuple[str, ...]) -> Passage:
+        link = None
+        if hit.document is None:
+            link = self.link(channel.platform, channel.channel_id, hit.message_id, channel.server_id)
         return Passage(
-            message_pk=row.id,
-            message_id=row.platform_message_id,
-            author=row.display_name,
-            author_id=row.author_id,
-            created_at=row.created_at,
-            text=row.text,
-            link=self.link(channel.platform, channel.channel_id, row.platform_message_id, channel.server_id),
+            message_pk=hit.message_pk,
+            message_id=hit.message_id,
+            author=hit.author,
+            author_id=hit.author_id,
+            created_at=hit.created_at,
+            text=hit.text,
+            link=link,
             score=round(score, 4),
             coverage=round(coverage, 4),
             matched=matched,
-            states_value=states_a_value(row.text),
+            states_value=states_a_value(hit.text),
+            document=hit.document,
         )
+
+
+@dataclass(frozen=True)
+class _Hit:
+    """A candidate from the index: a message or a document's chunk."""
+
+    key: int  # messages > 0, chunks < 0 (one key space for the scoring)
+    message_pk: int | None
+    message_id: str
+    author: str
+    author_id: str
+    created_at: datetime | None
+    text: str
+    document: str | None = None
+
+
+def _messages(conn: Connection, channel_pk: int, pks: list[int]) -> list[_Hit]:
+    """The candidate messages, in the index's order; the channel is checked again on the table."""
+    if not pks:
+        return []
+    rows = {
+        r.id: r for r in conn.execute(select(*_COLUMNS).where(Message.id.in_(pks), Message.channel_pk == channel_pk))
+    }
+    return [
+        _Hit(r.id, r.id, r.platform_message_id, r.display_name, r.author_id, r.created_at, r.text)
+        for r in (rows[pk] for pk in pks if pk in rows)
+    ]
+
+
+def _chunks(conn: Connection, channel_pk: int, pks: list[int]) -> list[_Hit]:
+    """The candidate chunks with their document's name, in the index's order."""
+    if not pks:
+        return []
+    query = (
+        select(MemoryChunk.id, MemoryChunk.position, MemoryChunk.text, MemoryDocument.id.label("doc"),
+               MemoryDocument.name, MemoryDocument.added_by, MemoryDocument.added_at)
+        .join(MemoryDocument, MemoryDocument.id == MemoryChunk.document_pk)
+        .where(MemoryChunk.id.in_(pks), MemoryChunk.channel_pk == channel_pk)
+    )  # fmt: skip
+    rows = {r.id: r for r in conn.execute(query)}
+    return [
+        _Hit(-r.id, None, f"doc:{r.doc}:{r.position}", r.name, r.added_by, r.added_at, r.text, r.name)
+        for r in (rows[pk] for pk in pks if pk in rows)
+    ]
+
+
+def _score(terms: list[str], dfs: dict[str, int], total: int, found: list[_Hit]) -> list[tuple]:
+    """(score, coverage, matched words, hit) for every candidate, best first."""
+    weights = {t: _idf(dfs[t], total) for t in terms}
+    # A word the channel never used may be the missing topic or only the asker's
+    # wording: it counts for a quarter of its weight in the coverage.
+    counted = {t: w * (ABSENT_WEIGHT if dfs[t] == 0 else 1.0) for t, w in weights.items()}
+    full = sum(counted.values()) or 1.0
+    contains = having(terms, {h.key: (h.text, h.author) for h in found})
+    # A question that names someone of the channel ("Quinn's flight") asks about that
+    # person: a passage neither by nor about them counts half.
+    people = {w for h in found if h.document is None for w in query_terms(h.author, "")} & set(terms)
+    scored = []
+    for rank, hit in enumerate(found):
+        matched = tuple(t for t in terms if hit.key in contains[t])
+        words = max(1, len(hit.text.split()))
+        norm = (_K1 + 1) / (1 + _K1 * (1 - _B + _B * words / _AVG_WORDS))
+        bonus = 1 + FACT_BONUS if states_a_value(hit.text) else 1
+        coverage = sum(counted[t] for t in matched) / full
+        if people - set(matched):
+            bonus, coverage = bonus * PERSON_MISSING, coverage * PERSON_MISSING
+        scored.append((sum(weights[t] for t in matched) * norm * bonus, -rank, coverage, matched, hit))
+    scored.sort(key=lambda x: (x[0], x[1]), reverse=True)
+    return [(score, coverage, matched, hit) for score, _, coverage, matched, hit in scored]
 
 
 def states_a_value(text: str) -> bool:

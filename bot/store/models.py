@@ -186,3 +186,35 @@ class PlatformState(Base):
     key: Mapped[str] = mapped_column(NulFreeString(255), primary_key=True)
     value: Mapped[str] = mapped_column(NulFreeText)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MemoryDocument(Base):
+    """A document a channel knows (taught by an admin or read from its knowledge folder)."""
+
+    __tablename__ = "memory_documents"
+    __table_args__ = (UniqueConstraint("channel_pk", "name", name="uq_memory_documents_channel_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_pk: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(NulFreeString(255))
+    # Where it came from: a file path, "discord attachment", "matrix event $id", ...
+    source: Mapped[str] = mapped_column(NulFreeString(1024))
+    added_by: Mapped[str] = mapped_column(NulFreeString(255))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MemoryChunk(Base):
+    """A few paragraphs of a document, as the memory index searches them."""
+
+    __tablename__ = "memory_chunks"
+    __table_args__ = (
+        Index("ix_memory_chunks_document", "document_pk", "position"),
+        Index("ix_memory_chunks_channel", "channel_pk"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_pk: Mapped[int] = mapped_column(ForeignKey("memory_documents.id", ondelete="CASCADE"))
+    # The document's channel again, so that a search never leaves it.
+    channel_pk: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(NulFreeText)

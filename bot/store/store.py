@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import outcomes
 from bot.domain import ChannelRef, IncomingMessage, utcnow
+from bot.store.documents import DocumentsMixin
 from bot.store.feedback import FeedbackMixin
 from bot.store.forget import ForgettingMixin, is_forgotten
 from bot.store.models import Channel, DecisionRecord, ForgottenMessage, Message, PlatformState
@@ -149,7 +150,7 @@ def with_retries(what: str, fn: Callable[[], T], retries: int = 3, delay_s: floa
     raise AssertionError("unreachable")
 
 
-class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin):
+class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin, DocumentsMixin):
     """Synchronous data access; the core calls it from one worker thread, in arrival order."""
 
     def __init__(self, url: str, *, retries: int = 3, retry_delay_s: float = 0.5) -> None:
