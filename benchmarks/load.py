@@ -263,7 +263,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> dict:
             "forced_share": args.forced,
             "runtime": runtime.name,
             "model_id": runtime.model_id,
-            "n_threads": getattr(config.runtime, "n_threads", None),
+            "n_threads": getattr(config.runtime.decider, "n_threads", None),
             "worker_process": worker_pid is not None,
             "store": url.split(":", 1)[0],
             "cpus": os.cpu_count(),

@@ -14,7 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from model_runtime.options import LlamaCppOptions, RuntimeOptions
+from model_runtime.options import LlamaCppOptions, ResponderOptions, RuntimeOptions
 from model_runtime.protocol import DEFAULT_ASSISTANT_NAME
 
 # The runtime a ``runtime:`` section without ``kind`` configures (and the embedded default).
@@ -62,6 +62,57 @@ class StoreConfig(_Section):
     url: str | None = None
     # Messages and decisions older than this are purged (hourly); None keeps everything.
     retention_days: int | None = Field(None, ge=1)
+
+
+_ROLES = ("decider", "responder")
+
+
+def _with_kind(v: object) -> object:
+    """A runtime mapping without ``kind`` configures the default backend."""
+    if isinstance(v, dict) and "kind" not in v:
+        return {"kind": DEFAULT_RUNTIME_KIND, **v}
+    return v
+
+
+def is_short_runtime(v: object) -> bool:
+    """``runtime: {kind: ..., ...}`` (no decider/responder keys): one runtime in both roles."""
+    return isinstance(v, dict) and not any(role in v for role in _ROLES)
+
+
+class RuntimeConfig(_Section):
+    """Which runtime scores every message (the decider) and which writes the replies (the responder)."""
+
+    decider: RuntimeOptions = Field(default_factory=LlamaCppOptions)
+    # None: the decider writes the replies too, with the same loaded model.
+    responder: ResponderOptions | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _roles(cls, data: object) -> object:
+        if is_short_runtime(data):
+            data = {"decider": data}
+        if not isinstance(data, dict):
+            return data
+        decider = data.get("decider")
+        out = {**data, "decider": _with_kind({} if decider is None else decider)}
+        if data.get("responder") is not None:
+            out["responder"] = _with_kind(data["responder"])
+        return out
+
+    @field_validator("decider", mode="before")
+    @classmethod
+    def _scores(cls, v: object) -> object:
+        if isinstance(v, dict) and v.get("kind") == "chat":
+            raise ValueError(
+                "kind chat only writes replies: put it under runtime.responder "
+                "(the decider scores every message: llama_cpp, transformers, openai or rules)"
+            )
+        return v
+
+    @property
+    def shared(self) -> bool:
+        """Both roles are one loaded model: no responder, or one configured exactly as the decider."""
+        return self.responder is None or self.responder == self.decider
 
 
 class ConversationConfig(_Section):
@@ -202,21 +253,10 @@ class Config(_Section):
     data_dir: Path | None = None
     assistant: AssistantConfig = Field(default_factory=AssistantConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
-    runtime: RuntimeOptions = Field(default_factory=LlamaCppOptions)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     conversation: ConversationConfig = Field(default_factory=ConversationConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     adapters: AdaptersConfig = Field(default_factory=AdaptersConfig)
-
-    @field_validator("runtime", mode="before")
-    @classmethod
-    def _default_kind(cls, v: object) -> object:
-        # Every runtime key is optional, ``kind`` included: without it the section
-        # configures the default backend, and its other keys are checked against it.
-        if v is None:
-            return {"kind": DEFAULT_RUNTIME_KIND}
-        if isinstance(v, dict) and "kind" not in v:
-            return {"kind": DEFAULT_RUNTIME_KIND, **v}
-        return v
 
     def resolved_data_dir(self) -> Path:
         """The data directory, defaulting to the XDG data home."""
@@ -237,17 +277,20 @@ def default_data_dir() -> Path:
     return Path(base) / "chime"
 
 
-def _format_errors(source: str, err: ValidationError) -> str:
+def _format_errors(source: str, err: ValidationError, short_runtime: bool = False) -> str:
     lines = [f"{source}: invalid configuration"]
     for e in err.errors():
         # Union members add their tag to the location; keep the keys the user wrote.
         loc = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and p in _RUNTIME_TAGS))
+        if short_runtime and loc.startswith("runtime.decider"):
+            loc = "runtime" + loc[len("runtime.decider") :]  # the user wrote the short form
         msg = "unknown key (check its spelling)" if e["type"] == "extra_forbidden" else e["msg"]
+        msg = msg.removeprefix("Value error, ")
         lines.append(f"  {loc or '(top level)'}: {msg}")
     return "\n".join(lines)
 
 
-_RUNTIME_TAGS = {"rules", "llama_cpp", "transformers", "openai"}
+_RUNTIME_TAGS = {"rules", "llama_cpp", "transformers", "openai", "chat"}
 
 
 def parse_config(data: object, source: str = "<config>") -> Config:
@@ -259,7 +302,7 @@ def parse_config(data: object, source: str = "<config>") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_errors(source, e)) from None
+        raise ConfigError(_format_errors(source, e, is_short_runtime(data.get("runtime")))) from None
 
 
 def load_config(path: str | Path) -> Config:

@@ -28,6 +28,7 @@ from bot.memory.intent import RECALL, past_question
 from bot.memory.knowledge import load_knowledge
 from bot.memory.respond import aanswer
 from bot.operations import Operations
+from bot.responding import Responder
 from bot.scheduler import ChannelScheduler, Job
 from bot.store import ChannelSettings, DecisionRow, Store, StoreError
 from bot.window import WindowPlanner
@@ -37,8 +38,11 @@ from model_runtime.interface import Runtime, Score, Timings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Sent when a forced turn got no usable reply (only protocol markers, or no runtime to write one).
+# Sent when a forced turn's reply came out empty (e.g. only protocol markers).
 FORCED_FALLBACK = "Sorry, I don't have an answer to that."
+# Sent when a forced turn got no reply at all: the model that writes replies failed
+# (down, too slow, or answering garbage).
+UNAVAILABLE_FALLBACK = "Sorry, I can't answer right now; please ask again in a little while."
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class ConversationService:
         self.store = store
         self.decider = decider
         self.responder = responder or decider
+        self._responder = Responder(self.responder)
         self.config = config
         self.assistant_name = config.assistant.name
         conv = config.conversation
@@ -402,7 +407,7 @@ class ConversationService:
         async with typing:
             remembered = await self._remember(ref, window, recall) if recall is not None else None
             if remembered is None:
-                text, timings = await self._reply(ref, window)
+                text, timings = await self._responder.reply(ref.key, window)
             else:
                 text, timings = remembered, Timings()
         return Decision(scored.p_speak, True, text, forced, threshold, scored.timings + timings)
@@ -416,15 +421,6 @@ class ConversationService:
                 raise
             log.error("scoring in %s failed (%s); the forced turn is answered anyway", ref.key, e)
             return None
-
-    async def _reply(self, ref: ChannelRef, window: list) -> tuple[str | None, Timings]:
-        """The responder's text, or None when it failed (a forced turn then gets the fallback)."""
-        try:
-            reply = await self.responder.areply(ref.key, window)
-        except Exception as e:
-            log.error("reply in %s failed: %s", ref.key, e)
-            return None, Timings()
-        return reply.text, reply.timings
 
     def _about_past(self, window: list) -> str | None:
         """Whether the window's last turn asks about the channel's past (bot/memory/intent.py)."""
@@ -472,7 +468,7 @@ class ConversationService:
         text = (decision.text or "").strip()
         if not text and job.forced:
             # Someone addressed the bot: silence would look like a crash, so say so instead.
-            text = FORCED_FALLBACK
+            text = UNAVAILABLE_FALLBACK if decision.text is None else FORCED_FALLBACK
         if not text:
             return outcomes.EMPTY, None
         if sender is None:

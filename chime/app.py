@@ -18,7 +18,7 @@ from bot.store.migrate import upgrade
 from bot.store.store import with_retries
 from chime.datadir import check_writable
 from model_runtime import Runtime, RuntimeError_, create_runtime
-from model_runtime.options import RuntimeOptions
+from model_runtime.options import ChatOptions, RuntimeOptions
 from model_runtime.preflight import RUNTIME_LIBRARIES, check_options, missing_library
 
 log = logging.getLogger("chime")
@@ -48,15 +48,27 @@ def prepare_store(config: Config) -> str:
 
 
 def build_runtime(config: Config) -> Runtime:
-    """The configured runtime, in a worker process if ``runtime.isolate``; says what to install if it is missing."""
+    """The decider (``runtime.decider``), in a worker process if it ``isolate``s; says what to install if it is missing."""
+    return _runtime(config.runtime.decider, config, "runtime.decider")
+
+
+def build_responder(config: Config, decider: Runtime) -> Runtime:
+    """The runtime that writes replies: the decider itself (one loaded model) unless ``runtime.responder`` names another."""
+    responder = config.runtime.responder
+    if config.runtime.shared or responder is None:
+        return decider
+    return _runtime(responder, config, "runtime.responder")
+
+
+def _runtime(options: RuntimeOptions | ChatOptions, config: Config, key: str) -> Runtime:
     try:
-        if getattr(config.runtime, "isolate", False):
+        if getattr(options, "isolate", False):
             from model_runtime.worker import create_isolated_runtime
 
-            return create_isolated_runtime(config.runtime, assistant_name=config.assistant.name)
-        return create_runtime(config.runtime, assistant_name=config.assistant.name)
+            return create_isolated_runtime(options, assistant_name=config.assistant.name)
+        return create_runtime(options, assistant_name=config.assistant.name)
     except ImportError as e:
-        raise ConfigError(missing_library(config.runtime.kind, e.name or str(e))) from None
+        raise ConfigError(missing_library(options.kind, e.name or str(e), key)) from None
 
 
 def build_adapters(service: ConversationService, config: Config) -> list[RunnableAdapter]:
@@ -93,8 +105,11 @@ def startup_problems(config: Config) -> list[str]:
     checks: list[Callable[[], object]] = [
         lambda: check_url(config.store_url()),
         lambda: check_writable(config.resolved_data_dir()),
-        lambda: _check_runtime(config.runtime),
+        lambda: _check_runtime(config.runtime.decider, "runtime.decider"),
     ]
+    if config.runtime.responder is not None:
+        responder = config.runtime.responder
+        checks.append(lambda: _check_runtime(responder, "runtime.responder"))
     cfg = config.adapters
     if not (cfg.console.enabled or cfg.discord.enabled or cfg.matrix.enabled):
         problems.append(NO_ADAPTER)
@@ -119,11 +134,11 @@ def preflight(config: Config) -> None:
         raise ConfigError("cannot start:\n" + "\n".join(f"  {p}" for p in problems))
 
 
-def _check_runtime(options: RuntimeOptions) -> None:
+def _check_runtime(options: RuntimeOptions | ChatOptions, key: str) -> None:
     libraries, _ = RUNTIME_LIBRARIES.get(options.kind, ((), ""))
     for library in libraries:
         if importlib.util.find_spec(library) is None:
-            raise ConfigError(missing_library(options.kind, library))
+            raise ConfigError(missing_library(options.kind, library, key))
     check_options(options)
 
 
@@ -131,8 +146,14 @@ async def run_bot(config: Config, runtime: Runtime | None = None) -> int:
     """Run every enabled adapter until they end or SIGTERM/SIGINT arrives; then stop cleanly."""
     url = prepare_store(config)
     runtime = runtime or build_runtime(config)
-    log.info("runtime %s (%s); store %s", runtime.name, runtime.model_id, _redact(url))
-    service = ConversationService(Store(url), runtime, config)
+    try:
+        responder = build_responder(config, runtime)
+    except BaseException:
+        runtime.close()
+        raise
+    replies = "" if responder is runtime else f"; replies by {responder.name} ({responder.model_id})"
+    log.info("runtime %s (%s)%s; store %s", runtime.name, runtime.model_id, replies, _redact(url))
+    service = ConversationService(Store(url), runtime, config, responder)
     adapters = build_adapters(service, config)
     await service.start()
     stop = asyncio.Event()
@@ -162,6 +183,8 @@ async def run_bot(config: Config, runtime: Runtime | None = None) -> int:
     await all_ended
     stopper.cancel()
     await service.close()
+    if responder is not runtime:
+        responder.close()
     runtime.close()
     # The exit status says whether an adapter failed (for a console run: its input).
     return 1 if any(result is False for result in ended) else 0

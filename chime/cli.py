@@ -28,8 +28,9 @@ def _load(args: argparse.Namespace) -> Config:
     runtime = getattr(args, "runtime", None)
     # Another kind starts from that kind's defaults (options differ per kind); the same
     # kind keeps the config file's options.
-    if runtime and runtime != config.runtime.kind:
-        config = config.model_copy(update={"runtime": parse_config({"runtime": {"kind": runtime}}).runtime})
+    if runtime and runtime != config.runtime.decider.kind:
+        decider = parse_config({"runtime": {"kind": runtime}}).runtime.decider
+        config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"decider": decider})})
     return config
 
 
@@ -72,13 +73,19 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def _roles(config: Config) -> str:
+    """``llama_cpp``, or ``llama_cpp, replies by chat`` when another runtime writes the replies."""
+    rt = config.runtime
+    return rt.decider.kind if rt.shared else f"{rt.decider.kind}, replies by {rt.responder.kind}"
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     """Validate a config file and say what it configures."""
     config = load_config(args.file)
     preflight(config)
     enabled = [n for n in ("console", "discord", "matrix") if getattr(config.adapters, n).enabled]
     print(
-        f"{args.file}: OK (runtime {config.runtime.kind}; adapters {', '.join(enabled) or 'none'}; "
+        f"{args.file}: OK (runtime {_roles(config)}; adapters {', '.join(enabled) or 'none'}; "
         f"store {config.store.url or 'sqlite under ' + str(config.resolved_data_dir())})"
     )
     return 0
@@ -157,7 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--data-dir", type=Path, help="data directory (default: $XDG_DATA_HOME/chime)")
         if runtime:
             sp.add_argument(
-                "--runtime", choices=["llama_cpp", "rules", "transformers", "openai"], help="override runtime.kind"
+                "--runtime",
+                choices=["llama_cpp", "rules", "transformers", "openai"],
+                help="override runtime.decider.kind",
             )
 
     common(sub.add_parser("run", help="start the bot"), runtime=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from model_runtime.interface import Reply, Runtime, RuntimeError_, Score, Timings
 from model_runtime.options import (
+    ChatOptions,
     LlamaCppOptions,
     OpenAICompatOptions,
     RulesOptions,
@@ -24,11 +25,12 @@ __all__ = [
     "LlamaCppOptions",
     "TransformersOptions",
     "OpenAICompatOptions",
+    "ChatOptions",
     "create_runtime",
 ]
 
 
-def create_runtime(options: RuntimeOptions, assistant_name: str = DEFAULT_ASSISTANT_NAME) -> Runtime:
+def create_runtime(options: RuntimeOptions | ChatOptions, assistant_name: str = DEFAULT_ASSISTANT_NAME) -> Runtime:
     """Build the backend named by ``options.kind`` in this process, importing its heavy library only now.
 
     ``isolate`` is not read here: ``model_runtime.worker.create_isolated_runtime`` runs
@@ -50,4 +52,8 @@ def create_runtime(options: RuntimeOptions, assistant_name: str = DEFAULT_ASSIST
         from model_runtime.openai_compat import OpenAICompatRuntime
 
         return OpenAICompatRuntime(options, assistant_name=assistant_name)
+    if isinstance(options, ChatOptions):
+        from model_runtime.openai_chat import OpenAIChatRuntime
+
+        return OpenAIChatRuntime(options, assistant_name=assistant_name)
     raise RuntimeError_(f"unknown runtime kind: {options!r}")

@@ -92,7 +92,31 @@ class OpenAICompatOptions(_Options):
     prompt_style: Literal["adapter", "prompted"] = "adapter"
 
 
+class ChatOptions(_Options):
+    """Any OpenAI-compatible chat endpoint (``/v1/chat/completions``): a responder only, it never scores."""
+
+    kind: Literal["chat"] = "chat"
+    # The server's root, e.g. http://127.0.0.1:8080 (a trailing /v1 is accepted too).
+    base_url: str
+    model: str
+    # Environment variable holding the API key, if the endpoint wants one.
+    api_key_env: str | None = None
+    max_tokens: int = Field(256, ge=1, le=4096)
+    temperature: float = Field(0.3, ge=0.0, le=2.0)
+    # A reply not finished within this many seconds is given up: a forced turn gets the
+    # short fallback, an unforced one stays silent.
+    timeout_s: float = Field(30.0, gt=0, le=600)
+    # None: chime's group-chat prompt (who the assistant is, several people talk, names
+    # in the content, short answers). "{name}" is replaced by the assistant's name.
+    system_prompt: str | None = None
+
+
 RuntimeOptions = Annotated[
     RulesOptions | LlamaCppOptions | TransformersOptions | OpenAICompatOptions,
+    Field(discriminator="kind"),
+]
+# What may write the replies: any backend, or a chat endpoint.
+ResponderOptions = Annotated[
+    RulesOptions | LlamaCppOptions | TransformersOptions | OpenAICompatOptions | ChatOptions,
     Field(discriminator="kind"),
 ]

@@ -13,7 +13,7 @@ from typing import Any
 from model_runtime.bundled import AdapterChoice, bundled_model_path, check_gguf_adapter, resolve_adapter
 from model_runtime.gguf_meta import read_metadata
 from model_runtime.interface import RuntimeError_
-from model_runtime.options import LlamaCppOptions, OpenAICompatOptions, RuntimeOptions
+from model_runtime.options import ChatOptions, LlamaCppOptions, OpenAICompatOptions, RuntimeOptions
 from model_runtime.template import ChatTemplate
 
 # Room left in the context after the prompt for the decision tokens and the prefill.
@@ -26,15 +26,16 @@ RUNTIME_LIBRARIES: dict[str, tuple[tuple[str, ...], str]] = {
     "llama_cpp": (("llama_cpp",), "cpu"),
     "transformers": (("torch", "transformers", "peft"), "gpu"),
     "openai": (("httpx",), "server"),
+    "chat": (("httpx",), "server"),
 }
 
 
-def missing_library(kind: str, name: str) -> str:
+def missing_library(kind: str, name: str, key: str = "runtime") -> str:
     """The error for a backend whose library is not installed, naming the extra to install."""
     extra = RUNTIME_LIBRARIES.get(kind, ((), ""))[1]
     return (
-        f"runtime.kind={kind}: its library is not installed ({name}); "
-        f"install chime-bot[{extra}] or choose another runtime.kind"
+        f"{key}.kind={kind}: its library is not installed ({name}); "
+        f"install chime-bot[{extra}] or choose another {key}.kind"
     )
 
 
@@ -69,7 +70,7 @@ def template_source(options: OpenAICompatOptions) -> Path:
     return source
 
 
-def api_key(options: OpenAICompatOptions) -> str | None:
+def api_key(options: OpenAICompatOptions | ChatOptions) -> str | None:
     """The server's API key from ``api_key_env`` (None when none is configured)."""
     if not options.api_key_env:
         return None
@@ -79,11 +80,13 @@ def api_key(options: OpenAICompatOptions) -> str | None:
     return key
 
 
-def check_options(options: RuntimeOptions) -> None:
+def check_options(options: RuntimeOptions | ChatOptions) -> None:
     """Raise RuntimeError_ for what would stop the backend from starting, short of loading the model."""
     if isinstance(options, LlamaCppOptions):
         llama_cpp_files(options)
         prompt_budget(options.n_ctx, options.max_tokens)
     elif isinstance(options, OpenAICompatOptions):
         template_source(options)
+        api_key(options)
+    elif isinstance(options, ChatOptions):
         api_key(options)

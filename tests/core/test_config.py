@@ -7,7 +7,7 @@ import yaml
 from pydantic import BaseModel
 
 from bot.config import Config, ConfigError, load_config, parse_config, secret_from_env
-from model_runtime.options import LlamaCppOptions, OpenAICompatOptions, TransformersOptions
+from model_runtime.options import ChatOptions, LlamaCppOptions, OpenAICompatOptions, TransformersOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config.example.yaml"
@@ -35,17 +35,18 @@ def _yaml_keys(data: dict, prefix: str = "") -> set[str]:
 
 def test_example_config_loads_and_matches_defaults() -> None:
     config = load_config(EXAMPLE)
-    assert isinstance(config.runtime, LlamaCppOptions)
+    assert isinstance(config.runtime.decider, LlamaCppOptions) and config.runtime.responder is None
+    assert config.runtime.shared
     assert config.model_dump() == Config().model_dump()
 
 
 def test_example_documents_every_key() -> None:
     data = yaml.safe_load(EXAMPLE.read_text())
     written = _yaml_keys(data)
-    expected = (_keys(Config) - {"runtime"}) | {f"runtime.{k}" for k in LlamaCppOptions.model_fields}
+    expected = _keys(Config) | {f"runtime.decider.{k}" for k in LlamaCppOptions.model_fields}
     assert expected - written == set(), "keys missing from config.example.yaml"
     text = EXAMPLE.read_text()
-    for options in (TransformersOptions, OpenAICompatOptions):
+    for options in (TransformersOptions, OpenAICompatOptions, ChatOptions):
         for key in options.model_fields:
             assert f"#   {key}:" in text or key in LlamaCppOptions.model_fields or key == "kind", key
 
@@ -72,6 +73,23 @@ def test_bad_value_names_the_dotted_key(tmp_path: Path) -> None:
 def test_unknown_runtime_option_is_rejected() -> None:
     with pytest.raises(ConfigError, match=r"runtime\.gpu_layers: unknown key"):
         parse_config({"runtime": {"kind": "llama_cpp", "gpu_layers": 3}}, "x.yaml")
+
+
+def test_decider_and_responder_take_any_kind_and_name_their_keys() -> None:
+    chat = {"kind": "chat", "base_url": "http://127.0.0.1:8080/v1", "model": "big"}
+    config = parse_config({"runtime": {"decider": {"n_threads": 2}, "responder": chat}})
+    assert isinstance(config.runtime.decider, LlamaCppOptions) and config.runtime.decider.n_threads == 2
+    assert isinstance(config.runtime.responder, ChatOptions) and not config.runtime.shared
+    # A responder configured exactly as the decider is the same model, loaded once.
+    assert parse_config({"runtime": {"responder": {}}}).runtime.shared
+    with pytest.raises(ConfigError, match=r"runtime\.responder\.timeout_s: Input should be greater than 0"):
+        parse_config({"runtime": {"responder": {**chat, "timeout_s": 0}}})
+    with pytest.raises(ConfigError, match=r"runtime\.responder\.base_url: Field required"):
+        parse_config({"runtime": {"responder": {"kind": "chat", "model": "big"}}})
+    with pytest.raises(ConfigError, match=r"runtime\.decider\.n_treads: unknown key"):
+        parse_config({"runtime": {"decider": {"n_treads": 2}}})
+    with pytest.raises(ConfigError, match=r"runtime\.decider: kind chat only writes replies"):
+        parse_config({"runtime": {"decider": chat}})
 
 
 def test_unknown_runtime_kind_is_rejected() -> None:

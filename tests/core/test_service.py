@@ -12,7 +12,7 @@ import pytest
 from bot.config import parse_config
 from bot.domain import ChannelRef, CommandContext, IncomingMessage
 from bot.scheduler import ChannelScheduler, Job
-from bot.service import FORCED_FALLBACK, ConversationService, DecisionEvent
+from bot.service import FORCED_FALLBACK, UNAVAILABLE_FALLBACK, ConversationService, DecisionEvent
 from bot.store import Store, sqlite_url
 from bot.store.migrate import upgrade
 from tests.fakes import RecordingSender, ScriptedRuntime
@@ -292,7 +292,7 @@ async def test_a_forced_turn_is_answered_even_when_scoring_fails(make, caplog) -
     await h.say("@assistant boom")
     await h.service.drain()
     # The runtime that failed to score would write the reply too: the fallback answers at once.
-    assert [s.text for s in h.sender.sent] == [FORCED_FALLBACK] and h.events[-1].outcome == "sent"
+    assert [s.text for s in h.sender.sent] == [UNAVAILABLE_FALLBACK] and h.events[-1].outcome == "sent"
     assert [c.kind for c in h.runtime.calls] == ["score"]
     assert any("scoring in test:c1 failed" in r.getMessage() for r in caplog.records)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -63,15 +64,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def llama_server(bundled_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """llama-cpp-python's real server (``python -m model_runtime.llama_server``, the bundled model) on 127.0.0.1."""
+class Server:
+    """A running ``python -m model_runtime.llama_server``: its URL and the log it writes (access lines included)."""
+
+    def __init__(self, url: str, log_path: Path) -> None:
+        self.url = url
+        self.log_path = log_path
+
+    def requests(self, path: str) -> int:
+        """How many requests for ``path`` the server has logged (uvicorn's access log)."""
+        return sum(f'"POST {path} HTTP' in line for line in self.log_path.read_text().splitlines())
+
+
+@contextlib.contextmanager
+def serve_bundled(bundled_path: Path, log_path: Path) -> Iterator[Server]:
+    """Start llama-cpp-python's real server on the bundled model on 127.0.0.1; stop it afterwards."""
     port = _free_port()
-    log_path = tmp_path_factory.mktemp("server") / "server.log"
     cmd = [sys.executable, "-m", "model_runtime.llama_server", "--model", str(bundled_path), "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--n_ctx", "2048", "--n_threads", str(THREADS), "--n_threads_batch", str(THREADS)]
     with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        # Unbuffered, so that each access line is in the log as soon as the request is answered.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -86,7 +100,7 @@ def llama_server(bundled_path: Path, tmp_path_factory: pytest.TempPathFactory) -
             if time.monotonic() > deadline:
                 raise RuntimeError(f"llama_cpp.server did not start: {log_path.read_text()[-2000:]}")
             time.sleep(0.3)
-        yield url
+        yield Server(url, log_path)
     finally:
         proc.terminate()
         try:
@@ -94,3 +108,10 @@ def llama_server(bundled_path: Path, tmp_path_factory: pytest.TempPathFactory) -
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def llama_server(bundled_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """llama-cpp-python's real server (``python -m model_runtime.llama_server``, the bundled model) on 127.0.0.1."""
+    with serve_bundled(bundled_path, tmp_path_factory.mktemp("server") / "server.log") as server:
+        yield server.url

@@ -15,7 +15,7 @@ import pytest
 
 from bot.config import parse_config
 from bot.domain import ChannelRef, IncomingMessage
-from bot.service import FORCED_FALLBACK, ConversationService, DecisionEvent
+from bot.service import UNAVAILABLE_FALLBACK, ConversationService, DecisionEvent
 from bot.store import Store, sqlite_url
 from bot.store.migrate import upgrade
 from chime.app import build_runtime
@@ -194,7 +194,7 @@ async def test_a_forced_turn_on_a_hung_worker_gets_the_fallback(tmp_path: Path) 
         )
         await service.handle_message(msg)
         await service.drain()
-        assert [s.text for s in sender.sent] == [FORCED_FALLBACK]  # the service's short apology
+        assert [s.text for s in sender.sent] == [UNAVAILABLE_FALLBACK]  # the service's short apology
     finally:
         await service.close()
         rt.close()
@@ -284,7 +284,7 @@ async def test_the_service_keeps_going_when_the_worker_dies_on_every_call(tmp_pa
             await service.handle_message(msg)
             await service.drain()
         assert [e.outcome for e in events] == ["error", "sent", "error"]
-        assert [s.text for s in sender.sent] == [FORCED_FALLBACK]
+        assert [s.text for s in sender.sent] == [UNAVAILABLE_FALLBACK]
         assert sender.sent[0].reply_to == "m1"
         assert rt.deaths == 6
     finally:

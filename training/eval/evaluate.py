@@ -144,7 +144,7 @@ def load_runtime_settings(config: Path | None) -> tuple[RuntimeOptions, str]:
         cfg = load_config(config)
     except ConfigError as e:
         raise EvalError(str(e)) from None
-    return cfg.runtime, cfg.assistant.name
+    return cfg.runtime.decider, cfg.assistant.name
 
 
 def evaluate_one(
