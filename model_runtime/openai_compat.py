@@ -18,6 +18,7 @@ import httpx
 
 from model_runtime.gguf_meta import read_metadata
 from model_runtime.interface import RuntimeError_, Timings
+from model_runtime.openai_chat import server_root
 from model_runtime.options import OpenAICompatOptions
 from model_runtime.preflight import api_key, template_source
 from model_runtime.prompt_runtime import PromptRuntime
@@ -97,7 +98,7 @@ class OpenAICompatRuntime(PromptRuntime):
         key = api_key(options)
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        self._http = httpx.Client(base_url=options.base_url.rstrip("/"), headers=headers, timeout=options.timeout_s)
+        self._http = httpx.Client(base_url=server_root(options.base_url), headers=headers, timeout=options.timeout_s)
         self.requests = 0  # completions requests sent, for tests and logs
         self._warned_top_k = False
 

@@ -27,7 +27,9 @@ def log_odds(p: float) -> float:
 @pytest.fixture(scope="module")
 def remote(llama_server: str):
     # The bare base model ranks "response" as low as ~800th after "(": ask for enough.
-    rt = create_runtime(OpenAICompatOptions(base_url=llama_server, model="smollm2", top_logprobs=1000, max_tokens=24))
+    rt = create_runtime(
+        OpenAICompatOptions(base_url=llama_server + "/v1", model="smollm2", top_logprobs=1000, max_tokens=24)
+    )
     yield rt
     rt.close()
 
