@@ -10,7 +10,7 @@ first request about it arriving to the last one answered: the server's own share
 that message's decision time.
 
     python benchmarks/fake_openai_server.py --delay-ms 100      # prints "port N" once listening
-    curl -s 127.0.0.1:N/stats                                   # {"requests", "max_in_flight", "spans_ms"}
+    curl -s 127.0.0.1:N/stats    # {"requests", "max_in_flight", "spans_ms", "spans_at": seconds since start}
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class Stats:
     """What the server saw, shared by its request threads."""
 
     def __init__(self) -> None:
+        self.started = time.perf_counter()
         self.lock = threading.Lock()
         self.requests = 0
         self.in_flight = 0
@@ -59,7 +60,8 @@ class Stats:
     def report(self) -> dict:
         with self.lock:
             spans = {k: round((b - a) * 1000, 3) for k, (a, b) in self.spans.items()}
-            return {"requests": self.requests, "max_in_flight": self.max_in_flight, "spans_ms": spans}
+            at = {k: [round(a - self.started, 6), round(b - self.started, 6)] for k, (a, b) in self.spans.items()}
+            return {"requests": self.requests, "max_in_flight": self.max_in_flight, "spans_ms": spans, "spans_at": at}
 
 
 def make_handler(delay_s: float, stats: Stats) -> type[BaseHTTPRequestHandler]:

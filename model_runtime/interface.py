@@ -68,12 +68,15 @@ class Runtime(ABC):
     """A backend that scores turns and writes replies.
 
     ``score`` and ``reply`` block; the core calls ``ascore`` and ``areply``, which run
-    them in the runtime's one worker thread so the event loop never blocks and the model
-    is used by one thread.
+    them in the runtime's worker threads so the event loop never blocks: one thread, so
+    that a local model is used by one thread, unless the backend sets ``concurrency``.
     """
 
     #: short backend name recorded with each decision (``llama_cpp``, ``rules``, ...)
     name: str = "runtime"
+    #: how many calls may run at once in the worker threads; a local model has one, a
+    #: remote server can take several (the per-channel scheduler keeps each channel in order)
+    concurrency: int = 1
 
     def __init__(self, assistant_name: str = DEFAULT_ASSISTANT_NAME) -> None:
         self.assistant_name = assistant_name
@@ -108,7 +111,7 @@ class Runtime(ABC):
     async def _in_thread(self, fn: Callable[[str, list[Turn]], T], channel: str, window: list[Turn]) -> T:
         if self._executor is None:
             self._executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix=f"chime-{self.name}"
+                max_workers=self.concurrency, thread_name_prefix=f"chime-{self.name}"
             )
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, channel, window)

@@ -3,13 +3,21 @@
 chime renders the prompt locally with the model's own template and tokenizer (so the
 server sees exactly what a local backend would), asks ``/v1/completions`` for the top
 log-probabilities after the prompt and each needed continuation prefix (one token each,
-temperature 0), combines them into p_speak, and asks again with "(response)" appended
-to generate the reply. The server's prompt cache makes the follow-up requests cheap.
+temperature 0, sent together), combines them into p_speak, and asks again with
+"(response)" appended to generate the reply. The server's prompt cache makes the
+follow-up requests cheap.
+
+Calls for different channels run at once, up to ``max_concurrency`` (the service's
+per-channel scheduler keeps each channel's calls one at a time, in order): nothing here
+is held across a request; only the tokenizer is used by one thread at a time.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -45,12 +53,16 @@ class _GgufTokenizer:
             raise RuntimeError_(f"llama.cpp could not read the vocabulary of {path}: {exc}") from exc
         vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         self.bos_id = llama_cpp.llama_vocab_bos(vocab) if llama_cpp.llama_vocab_get_add_bos(vocab) else None
+        # Calls for several channels run at once; llama.cpp's objects are not documented as thread-safe.
+        self._lock = threading.Lock()
 
     def tokenize(self, text: str, special: bool = True) -> list[int]:
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+        with self._lock:
+            return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
 
     def piece(self, token: int, prev: Sequence[int]) -> str:
-        return self._llm.detokenize([token], prev_tokens=list(prev)).decode("utf-8", errors="replace")
+        with self._lock:
+            return self._llm.detokenize([token], prev_tokens=list(prev)).decode("utf-8", errors="replace")
 
 
 class _HfTokenizer:
@@ -71,12 +83,16 @@ class _HfTokenizer:
         )
         with_special = tok("x", add_special_tokens=True)["input_ids"]
         self.bos_id = tok.bos_token_id if with_special[:1] == [tok.bos_token_id] else None
+        # A fast tokenizer used from two threads at once can fail ("Already borrowed").
+        self._lock = threading.Lock()
 
     def tokenize(self, text: str, special: bool = True) -> list[int]:
-        return list(self._tok(text, add_special_tokens=False, split_special_tokens=not special)["input_ids"])
+        with self._lock:
+            return list(self._tok(text, add_special_tokens=False, split_special_tokens=not special)["input_ids"])
 
     def piece(self, token: int, prev: Sequence[int]) -> str:
-        return self._tok.decode([token])
+        with self._lock:
+            return self._tok.decode([token])
 
 
 class OpenAICompatRuntime(PromptRuntime):
@@ -98,7 +114,17 @@ class OpenAICompatRuntime(PromptRuntime):
         key = api_key(options)
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        self._http = httpx.Client(base_url=server_root(options.base_url), headers=headers, timeout=options.timeout_s)
+        self.concurrency = options.max_concurrency
+        # Every call's requests at once: a decision's scoring requests go together.
+        connections = httpx.Limits(max_connections=4 * self.concurrency, max_keepalive_connections=4 * self.concurrency)
+        self._http = httpx.Client(
+            base_url=server_root(options.base_url), headers=headers, timeout=options.timeout_s, limits=connections
+        )
+        # Sends a decision's scoring requests together (separate from the calls' own threads).
+        self._requests = concurrent.futures.ThreadPoolExecutor(
+            max_workers=2 * self.concurrency, thread_name_prefix="chime-openai-request"
+        )
+        self._count_lock = threading.Lock()
         self.requests = 0  # completions requests sent, for tests and logs
         self._warned_top_k = False
 
@@ -117,9 +143,14 @@ class OpenAICompatRuntime(PromptRuntime):
         return len(self._tok.tokenize(text, special=False))
 
     def close(self) -> None:
-        """Close the HTTP client and the worker thread."""
+        """Close the HTTP client and the worker threads."""
         super().close()
+        self._requests.shutdown(wait=True)
         self._http.close()
+
+    def _exclusive(self) -> contextlib.AbstractContextManager[object]:
+        """Nothing: the server takes calls for several channels at once."""
+        return contextlib.nullcontext()
 
     def _p_speak(self, channel: str, prompt: Prompt) -> tuple[float, Timings]:
         """p_speak from the server's top log-probabilities (the server owns its own cache)."""
@@ -140,21 +171,26 @@ class OpenAICompatRuntime(PromptRuntime):
         body["temperature"] = 0.0
         if logprobs is not None:
             body["logprobs"] = logprobs
-        self.requests += 1
+        with self._count_lock:
+            self.requests += 1
         response = self._http.post("/v1/completions", json=body)
         if response.status_code != 200:
             raise RuntimeError_(f"{self.options.base_url} answered {response.status_code}: {response.text[:300]}")
         return response.json()["choices"][0]
 
     def _score(self, prompt: Prompt) -> float:
-        """One request per continuation prefix; each yields the next token's top log-probabilities."""
+        """One request per continuation prefix, sent together; each yields the next token's top log-probabilities."""
         decision = prompt.decision
+        prefixes = list(decision.queries())
+        texts = [
+            prompt.text
+            + "".join(self._tok.piece(tok, list(decision.prompt) + list(prefix[:i])) for i, tok in enumerate(prefix))
+            for prefix in prefixes
+        ]
+        # The prefixes do not depend on each other's answers: one round trip, not one each.
+        choices = list(self._requests.map(lambda text: self._complete(text, 1, self.options.top_logprobs), texts))
         tables: dict[tuple[int, ...], dict[str, float]] = {}
-        for prefix in decision.queries():
-            prefix_text = "".join(
-                self._tok.piece(tok, list(decision.prompt) + list(prefix[:i])) for i, tok in enumerate(prefix)
-            )
-            choice = self._complete(prompt.text + prefix_text, 1, self.options.top_logprobs)
+        for prefix, choice in zip(prefixes, choices, strict=True):
             top = (choice.get("logprobs") or {}).get("top_logprobs") or [None]
             if not top[0]:
                 raise RuntimeError_(f"{self.options.base_url} returned no top_logprobs (does it support logprobs?)")

@@ -83,6 +83,10 @@ class OpenAICompatOptions(_Options):
     max_tokens: int = Field(128, ge=1, le=4096)
     max_context: int = Field(2048, ge=256)
     timeout_s: float = Field(60.0, gt=0)
+    # How many decisions and replies (for different channels) are sent to the server at
+    # once; each channel still has one at a time, in order. An engine that batches (vLLM)
+    # serves them together, so more channels are decided per second.
+    max_concurrency: int = Field(8, ge=1, le=256)
     # How many top log-probabilities to ask for at each decision position; a decision token
     # outside them is scored at the k-th one's value (logged). A trained adapter puts both
     # decision tokens in the top 2; the bare base model may need hundreds (vLLM allows 20

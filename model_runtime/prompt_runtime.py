@@ -7,6 +7,7 @@ speaker lines, and turns any failure into a ``RuntimeError_`` naming the channel
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -46,6 +47,10 @@ class PromptRuntime(Runtime):
     def _after_failure(self) -> None:  # noqa: B027 - a backend whose state a failure cannot corrupt
         """Make the backend usable again after a failed call (called under the lock)."""
 
+    def _exclusive(self) -> contextlib.AbstractContextManager[object]:
+        """Held around each call: a local model serves one call at a time (a remote backend holds nothing)."""
+        return self._lock
+
     def score(self, channel: str, window: Sequence[Turn]) -> Score:
         """p_speak for the window's last turn, from the model's log-probabilities."""
         return self._guarded("scoring", channel, lambda: self._timed_score(channel, window))
@@ -61,7 +66,7 @@ class PromptRuntime(Runtime):
             self._drop_state(channel)
 
     def _guarded(self, what: str, channel: str, fn: Callable[[], T]) -> T:
-        with self._lock:
+        with self._exclusive():
             try:
                 return fn()
             except Exception as exc:
