@@ -20,6 +20,8 @@ Prints one JSON object per run:
                     request about it in, last one answered; fake server only)
   messages, decided, superseded (a newer message in the channel was decided instead)
   max_in_flight     the most requests the server held at once (fake server only)
+  bot_cpu_ms_per_decision   CPU time of the bot process (all threads) per decision; with
+                    load_average_1min (before, after), it tells a busy machine's figures apart
 
     .venv/bin/python benchmarks/scale.py                 # fake server at 1, 4 and 16; then llama
     .venv/bin/python benchmarks/scale.py --quick         # fake server, 100 ms, concurrency 16 (< 2 min)
@@ -34,6 +36,7 @@ import contextlib
 import json
 import logging
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -173,8 +176,10 @@ async def run_case(args: argparse.Namespace, server: str, url: str, concurrency:
         service.add_listener(on_decision)
         run_id = os.urandom(4).hex()
         channels = [ChannelRef(PLATFORM, f"{run_id}-c{i}", f"room {i}") for i in range(args.channels)]
+        cpu_before, load_before = _cpu_s(), os.getloadavg()[0]
         arrived = await send_all(service, channels, args.rate, args.seconds)
         await service.drain()
+        cpu_s, load_after = _cpu_s() - cpu_before, os.getloadavg()[0]
         await service.close()
         runtime.close()
     stats = _stats(url) if server == "fake" else None
@@ -196,9 +201,17 @@ async def run_case(args: argparse.Namespace, server: str, url: str, concurrency:
         "decided": len(decided),
         "superseded": len(arrived) - len(decided),
         "max_in_flight": stats["max_in_flight"] if stats else None,
+        "bot_cpu_ms_per_decision": round(cpu_s * 1000 / len(decided), 2) if decided else None,
         "cpus": os.cpu_count(),
+        "load_average_1min": [round(load_before, 1), round(load_after, 1)],
         "store": (args.store_url or "sqlite").split(":", 1)[0],
     }
+
+
+def _cpu_s() -> float:
+    """CPU seconds this process (all its threads) has used."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _stats(url: str) -> dict:

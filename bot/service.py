@@ -38,6 +38,8 @@ from model_runtime.interface import Runtime, Score, Timings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# Store threads on PostgreSQL (its connection pool holds 5, and 10 more when busy).
+POSTGRES_STORE_THREADS = 8
 # Sent when a forced turn's reply came out empty (e.g. only protocol markers).
 FORCED_FALLBACK = "Sorry, I don't have an answer to that."
 # Sent when a forced turn got no reply at all: the model that writes replies failed
@@ -88,8 +90,13 @@ class ConversationService:
         self.unstored = 0
         self._senders: dict[str, ReplySender] = {}
         self._listeners: list[Callable[[DecisionEvent], None]] = []
-        # One thread for the store keeps writes in arrival order and off the event loop.
-        self._db_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="chime-store")
+        # Store calls run off the event loop: on one thread for SQLite (one writer at a time
+        # anyway), on several for PostgreSQL, so that decisions of different channels do not
+        # queue behind each other's round trips. A channel's events still reach the store one
+        # at a time, in arrival order (``_in_order``): its message ids follow that order.
+        threads = 1 if store.url.startswith("sqlite") else POSTGRES_STORE_THREADS
+        self._db_pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="chime-store")
+        self._intake: dict[str, asyncio.Lock] = {}
         self.ops = Operations(store, self.db, self.planner, self.decider, self.responder, config)
         self._purge_task: asyncio.Task[None] | None = None
         self._bookkeeping: set[asyncio.Task[None]] = set()
@@ -126,6 +133,10 @@ class ConversationService:
         """Read every channel's ``memory.knowledge`` folder into its documents; returns the files read."""
         return await self.db(load_knowledge, self.store, self.config.memory.knowledge)
 
+    def _in_order(self, channel: ChannelRef) -> asyncio.Lock:
+        """The lock that hands a channel's events to the store one at a time, first come first served."""
+        return self._intake.setdefault(channel.key, asyncio.Lock())
+
     async def channel_settings(self, channel: ChannelRef) -> ChannelSettings:
         """The channel's settings, creating it with the configured defaults."""
         return await self.ops.channel_settings(channel)
@@ -138,6 +149,10 @@ class ConversationService:
         False when it could not be stored (the adapter may offer it again); True when it
         is stored, was stored before, or was deleted before (never stored again).
         """
+        async with self._in_order(msg.channel):
+            return await self._take_message(msg)
+
+    async def _take_message(self, msg: IncomingMessage) -> bool:
         if self._store_closed:
             self.unstored += 1
             log.warning("shut down: message %s in %s not stored", msg.message_id, msg.channel.key)
@@ -166,8 +181,9 @@ class ConversationService:
     async def store_history(self, msg: IncomingMessage) -> bool:
         """Store a message from before the bot joined, as context only (no decision is owed on it)."""
         try:
-            settings = await self.channel_settings(msg.channel)
-            await self.db(self.store.add_message, msg, channel_pk=settings.pk, outcome=outcomes.HISTORY)
+            async with self._in_order(msg.channel):
+                settings = await self.channel_settings(msg.channel)
+                await self.db(self.store.add_message, msg, channel_pk=settings.pk, outcome=outcomes.HISTORY)
         except StoreError as e:
             self.unstored += 1
             log.error("history message %s in %s not stored: %s", msg.message_id, msg.channel.key, e)
@@ -282,7 +298,8 @@ class ConversationService:
     ) -> bool:
         """Apply an edit to a stored message (no new decision)."""
         try:
-            return await self.db(self.store.edit_message, channel.platform, message_id, text, edited_at or utcnow())
+            async with self._in_order(channel):
+                return await self.db(self.store.edit_message, channel.platform, message_id, text, edited_at or utcnow())
         except StoreError as e:
             self.unstored += 1
             log.error("edit of %s in %s not applied: %s", message_id, channel.key, e)
@@ -291,7 +308,8 @@ class ConversationService:
     async def handle_delete(self, channel: ChannelRef, message_id: str) -> bool:
         """Delete a stored message for real (its id is tombstoned); the channel's cached model state goes too."""
         try:
-            deleted = await self.db(self.store.delete_message, channel.platform, message_id)
+            async with self._in_order(channel):
+                deleted = await self.db(self.store.delete_message, channel.platform, message_id)
         except StoreError as e:
             self.unstored += 1
             log.error("deletion of %s in %s not applied: %s", message_id, channel.key, e)

@@ -8,10 +8,14 @@ runtime reuse its cached state for the channel.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from bot.store import StoredMessage
 from model_runtime.protocol import Turn, cap_text, sanitize_name
+
+# How many messages' token counts are remembered (a few busy channels' windows).
+TOKEN_COUNTS_KEPT = 8192
 
 
 class WindowPlanner:
@@ -32,7 +36,9 @@ class WindowPlanner:
         self.trim_to = trim_to
         self.max_message_chars = max_message_chars
         self.max_name_chars = max_name_chars
-        self.count_tokens = count_tokens
+        # Each decision re-reads the channel's recent messages: their counts are remembered
+        # (tokenizing a whole window at every message costs more than anything else here).
+        self.count_tokens = functools.lru_cache(maxsize=TOKEN_COUNTS_KEPT)(count_tokens)
         self._start: dict[int, int] = {}
 
     def start_pk(self, channel_pk: int) -> int:

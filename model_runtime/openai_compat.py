@@ -9,7 +9,7 @@ follow-up requests cheap.
 
 Calls for different channels run at once, up to ``max_concurrency`` (the service's
 per-channel scheduler keeps each channel's calls one at a time, in order): nothing here
-is held across a request; only the tokenizer is used by one thread at a time.
+is held across a request (a transformers tokenizer is used by one thread at a time).
 """
 
 from __future__ import annotations
@@ -53,16 +53,14 @@ class _GgufTokenizer:
             raise RuntimeError_(f"llama.cpp could not read the vocabulary of {path}: {exc}") from exc
         vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         self.bos_id = llama_cpp.llama_vocab_bos(vocab) if llama_cpp.llama_vocab_get_add_bos(vocab) else None
-        # Calls for several channels run at once; llama.cpp's objects are not documented as thread-safe.
-        self._lock = threading.Lock()
 
+    # No lock: a vocabulary is read-only once loaded (llama.cpp's own server tokenizes from
+    # its HTTP threads at once), and the calls release the GIL, so channels tokenize in parallel.
     def tokenize(self, text: str, special: bool = True) -> list[int]:
-        with self._lock:
-            return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
 
     def piece(self, token: int, prev: Sequence[int]) -> str:
-        with self._lock:
-            return self._llm.detokenize([token], prev_tokens=list(prev)).decode("utf-8", errors="replace")
+        return self._llm.detokenize([token], prev_tokens=list(prev)).decode("utf-8", errors="replace")
 
 
 class _HfTokenizer:

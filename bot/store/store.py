@@ -363,13 +363,15 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin, DocumentsMixin):
 
         def fn(s: Session) -> list[StoredMessage]:
             upto = Message.id <= max_pk if max_pk is not None else Message.id >= min_pk
-            rows = s.scalars(
-                select(Message)
+            # Plain rows, not ORM objects: every decision reads a whole window, and building
+            # (and tracking) an object per message costs more CPU than the query itself.
+            rows = s.execute(
+                select(*_STORED_COLUMNS)
                 .where(Message.channel_pk == channel_pk, Message.id >= min_pk, upto)
                 .order_by(Message.id.desc())
                 .limit(limit)
             ).all()
-            return [_stored(r) for r in reversed(rows)]
+            return [StoredMessage(*r) for r in reversed(rows)]
 
         return self._run("recent_messages", fn)
 
@@ -495,6 +497,21 @@ def _settings(row: Channel) -> ChannelSettings:
         talkativeness=row.talkativeness,
         history_size=row.history_size,
     )
+
+
+# StoredMessage's fields, in its order.
+_STORED_COLUMNS = (
+    Message.id,
+    Message.platform_message_id,
+    Message.author_id,
+    Message.display_name,
+    Message.text,
+    Message.created_at,
+    Message.is_bot,
+    Message.from_assistant,
+    Message.outcome,
+    Message.reply_to,
+)
 
 
 def _stored(row: Message) -> StoredMessage:
