@@ -137,7 +137,8 @@ class Operations:
         return n
 
     def drop_model_state(self, channel_key: str) -> None:
-        """Drop the channel's cached model state in the decider and the responder."""
+        """Drop the channel's cached model state in the decider and the responder (and the texts' token counts)."""
+        self._planner.forget_texts()
         self._decider.forget(channel_key)
         if self._responder is not self._decider:
             self._responder.forget(channel_key)

@@ -45,6 +45,10 @@ class WindowPlanner:
         """The key of the oldest message the channel's window may include."""
         return self._start.get(channel_pk, 0)
 
+    def forget_texts(self) -> None:
+        """Drop the remembered token counts: they are keyed by text, and a deleted message's must not linger."""
+        self.count_tokens.cache_clear()
+
     def reset(self, channel_pk: int) -> None:
         """Forget where a channel's window starts (after its history was cleared)."""
         self._start.pop(channel_pk, None)

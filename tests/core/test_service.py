@@ -403,3 +403,17 @@ async def test_close_finishes_the_running_decision_and_leaves_the_waiting_one(ma
     assert len(h.sender.sent) == 1, "the running decision finished, the waiting one is left for the next start"
     assert any("question m2 in test:c1 left for the next start" in r.getMessage() for r in caplog.records)
     await h.say("after close")  # ignored, no crash
+
+
+async def test_a_deleted_message_leaves_no_token_count_behind(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "chime.db")
+    upgrade(url)
+    service = ConversationService(Store(url), ScriptedRuntime(0.0), parse_config({}))
+    ref = ChannelRef("test", "c1", "general")
+    await service.handle_message(IncomingMessage(ref, "m1", "ann", "Ann", "my pin is 4321"))
+    await service.drain()
+    # The window planner remembers token counts by text; a deletion must not leave the text there.
+    assert service.planner.count_tokens.cache_info().currsize > 0
+    await service.handle_delete(ref, "m1")
+    assert service.planner.count_tokens.cache_info().currsize == 0
+    await service.close()
