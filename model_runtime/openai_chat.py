@@ -39,7 +39,10 @@ class OpenAIChatRuntime(Runtime):
         self.base_url = server_root(options.base_url)
         key = api_key(options)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=options.timeout_s)
+        # Replies for different channels are written at once (each channel's one at a time).
+        self.concurrency = options.max_concurrency
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=options.timeout_s, limits=limits)
         self.requests = 0  # chat requests sent, for tests and logs
 
     @property

@@ -110,6 +110,8 @@ class ChatOptions(_Options):
     # A reply not finished within this many seconds is given up: a forced turn gets the
     # short fallback, an unforced one stays silent.
     timeout_s: float = Field(30.0, gt=0, le=600)
+    # How many replies (for different channels) are asked for at once.
+    max_concurrency: int = Field(8, ge=1, le=256)
     # None: chime's group-chat prompt (who the assistant is, several people talk, names
     # in the content, short answers). "{name}" is replaced by the assistant's name.
     system_prompt: str | None = None

@@ -78,7 +78,7 @@ async def test_each_channel_stays_one_decision_at_a_time_in_order(server: str, t
             "adapters": {"console": {"enabled": False}},
         }
     )
-    runtime = create_runtime(config.runtime)
+    runtime = create_runtime(config.runtime.decider)
     service = ConversationService(Store(url), runtime, config)
     decided: list[DecisionEvent] = []
     service.add_listener(decided.append)
