@@ -433,7 +433,7 @@ class ConversationService:
     async def _score(self, ref: ChannelRef, window: list, forced: bool) -> Score | None:
         """The decider's score; None when it failed on a forced turn (an unforced one raises)."""
         try:
-            return await self.decider.ascore(ref.key, window)
+            return await self.decider.ascore(ref.key, window, urgent=forced)
         except Exception as e:
             if not forced:
                 raise

@@ -8,12 +8,12 @@ text. Whether to speak (force, mute, the threshold) is the service's business al
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from model_runtime.pool import PriorityPool
 from model_runtime.protocol import DEFAULT_ASSISTANT_NAME, Turn
 
 T = TypeVar("T")
@@ -70,6 +70,8 @@ class Runtime(ABC):
     ``score`` and ``reply`` block; the core calls ``ascore`` and ``areply``, which run
     them in the runtime's worker threads so the event loop never blocks: one thread, so
     that a local model is used by one thread, unless the backend sets ``concurrency``.
+    Urgent calls (a forced question's score, every reply: someone is waiting for it) run
+    before the scores of other channels that are queued.
     """
 
     #: short backend name recorded with each decision (``llama_cpp``, ``rules``, ...)
@@ -80,7 +82,7 @@ class Runtime(ABC):
 
     def __init__(self, assistant_name: str = DEFAULT_ASSISTANT_NAME) -> None:
         self.assistant_name = assistant_name
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool: PriorityPool | None = None
 
     @property
     def model_id(self) -> str:
@@ -100,21 +102,18 @@ class Runtime(ABC):
     def reply(self, channel: str, window: Sequence[Turn]) -> Reply:
         """The assistant's reply to the window's last (human) turn."""
 
-    async def ascore(self, channel: str, window: Sequence[Turn]) -> Score:
-        """``score`` in the runtime's worker thread."""
-        return await self._in_thread(self.score, channel, list(window))
+    async def ascore(self, channel: str, window: Sequence[Turn], urgent: bool = False) -> Score:
+        """``score`` in the runtime's worker thread (``urgent``: ahead of other channels' scores)."""
+        return await self._in_thread(self.score, channel, list(window), urgent)
 
     async def areply(self, channel: str, window: Sequence[Turn]) -> Reply:
-        """``reply`` in the runtime's worker thread."""
-        return await self._in_thread(self.reply, channel, list(window))
+        """``reply`` in the runtime's worker thread, ahead of queued scores."""
+        return await self._in_thread(self.reply, channel, list(window), True)
 
-    async def _in_thread(self, fn: Callable[[str, list[Turn]], T], channel: str, window: list[Turn]) -> T:
-        if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=self.concurrency, thread_name_prefix=f"chime-{self.name}"
-            )
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, channel, window)
+    async def _in_thread(self, fn: Callable[[str, list[Turn]], T], channel: str, window: list[Turn], urgent: bool) -> T:
+        if self._pool is None:
+            self._pool = PriorityPool(self.concurrency, f"chime-{self.name}")
+        return await asyncio.wrap_future(self._pool.submit(fn, channel, window, urgent=urgent))
 
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes in a prompt; backends with a tokenizer override this estimate."""
@@ -125,6 +124,6 @@ class Runtime(ABC):
 
     def close(self) -> None:
         """Release the model and the worker thread."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
