@@ -203,6 +203,14 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin, DocumentsMixin):
         """The channel's settings, creating the channel with the given defaults on first sight."""
 
         def fn(s: Session) -> ChannelSettings:
+            # Read at every message: a plain row when nothing changes (no ORM object to build).
+            known = s.execute(
+                select(*_SETTINGS_COLUMNS, Channel.server_id).where(
+                    Channel.platform == ref.platform, Channel.channel_id == ref.channel_id
+                )
+            ).first()
+            if known is not None and ref.name in ("", known.name) and ref.server in (None, known.server_id):
+                return ChannelSettings(*known[:-1])
             row = self._channel_row(s, ref)
             if row is None:
                 now = utcnow()
@@ -499,6 +507,17 @@ def _settings(row: Channel) -> ChannelSettings:
     )
 
 
+# ChannelSettings' fields, in its order.
+_SETTINGS_COLUMNS = (
+    Channel.id,
+    Channel.platform,
+    Channel.channel_id,
+    Channel.name,
+    Channel.enabled,
+    Channel.muted,
+    Channel.talkativeness,
+    Channel.history_size,
+)
 # StoredMessage's fields, in its order.
 _STORED_COLUMNS = (
     Message.id,
