@@ -29,7 +29,7 @@ from bot.store.models import Channel, MemoryChunk, MemoryDocument, Message
 # Candidates taken from the full-text index before scoring.
 CANDIDATES = 100
 TOTAL_TTL_S = 60.0
-COMMON_SHARE = 0.05
+COMMON_SHARE = 0.01
 # BM25's length normalisation: long messages that mention everything rank lower.
 _K1, _B, _AVG_WORDS = 1.2, 0.5, 14.0
 # A message that states a value (a number, a name, an address) is what a question about
@@ -91,8 +91,9 @@ class Memory:
         if not terms:
             return []
         with self.engine.connect() as conn:
-            total = self._total(conn, channel_pk)
-            dfs = {t: sum(self._index.doc_freq(conn, src, channel_pk, t) for src in (MESSAGES, CHUNKS)) for t in terms}
+            total, chunks = self._counts(conn, channel_pk)
+            sources = (MESSAGES, CHUNKS) if chunks else (MESSAGES,)
+            dfs = {t: sum(self._index.doc_freq(conn, src, channel_pk, t) for src in sources) for t in terms}
             # Words in a large share of the channel find nothing specific and are slow to
             # rank: candidates come from the others (all of them are still scored).
             selective = [t for t in terms if 0 < dfs[t] <= max(COMMON_SHARE * total, CANDIDATES)] or terms
@@ -100,7 +101,10 @@ class Memory:
             found = _messages(
                 conn, channel_pk, self._index.candidates(conn, MESSAGES, channel_pk, selective, CANDIDATES, before)
             )
-            found += _chunks(conn, channel_pk, self._index.candidates(conn, CHUNKS, channel_pk, selective, CANDIDATES))
+            if chunks:
+                found += _chunks(
+                    conn, channel_pk, self._index.candidates(conn, CHUNKS, channel_pk, selective, CANDIDATES)
+                )
             channel = conn.execute(
                 select(Channel.platform, Channel.channel_id, Channel.server_id).where(Channel.id == channel_pk)
             ).one()
@@ -120,15 +124,19 @@ class Memory:
                 break
         return passages
 
-    def _total(self, conn: Connection, channel_pk: int) -> int:
-        """The channel's messages and chunks, counted at most once a minute (the count only weighs words)."""
+    def _counts(self, conn: Connection, channel_pk: int) -> tuple[int, int]:
+        """The channel's messages plus document chunks, and its chunks alone.
+
+        Messages are counted at most once a minute (the count only weighs words); chunks,
+        few and indexed by channel, every time, so that a document learnt a moment ago is searched.
+        """
         now = time.monotonic()
         cached = self._totals.get(channel_pk)
         if cached is None or now - cached[0] > TOTAL_TTL_S:
-            count = conn.scalar(select(func.count(Message.id)).where(Message.channel_pk == channel_pk)) or 0
-            count += conn.scalar(select(func.count(MemoryChunk.id)).where(MemoryChunk.channel_pk == channel_pk)) or 0
-            cached = self._totals[channel_pk] = (now, int(count))
-        return cached[1]
+            messages = conn.scalar(select(func.count(Message.id)).where(Message.channel_pk == channel_pk)) or 0
+            cached = self._totals[channel_pk] = (now, int(messages))
+        chunks = int(conn.scalar(select(func.count(MemoryChunk.id)).where(MemoryChunk.channel_pk == channel_pk)) or 0)
+        return cached[1] + chunks, chunks
 
     def _passage(self, hit: _Hit, channel: Row, score: float, coverage: float, matched: tuple[str, ...]) -> Passage:
         link = None
@@ -204,7 +212,8 @@ def _score(terms: list[str], dfs: dict[str, int], total: int, found: list[_Hit])
     contains = having(terms, {h.key: (h.text, h.author) for h in found})
     # A question that names someone of the channel ("Quinn's flight") asks about that
     # person: a passage neither by nor about them counts half.
-    people = {w for h in found if h.document is None for w in query_terms(h.author, "")} & set(terms)
+    authors = {h.author for h in found if h.document is None}
+    people = {w for a in authors for w in query_terms(a, "")} & set(terms)
     scored = []
     for rank, hit in enumerate(found):
         matched = tuple(t for t in terms if hit.key in contains[t])
