@@ -16,7 +16,7 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,13 +25,15 @@ from bot.config import ConfigError
 from bot.domain import ChannelRef, IncomingMessage
 from bot.memory import Memory
 from bot.memory.respond import answer
-from bot.memory.search import DEFAULT_MIN_COVERAGE
+from bot.memory.search import DEFAULT_MIN_COVERAGE, Passage
 from bot.store import Store, sqlite_url
 from bot.store.migrate import upgrade
 from model_runtime.interface import Runtime
 from model_runtime.protocol import Turn, sanitize_name
 
 PLATFORM = "eval"
+# (channel name, question, k) -> passages
+Retrieve = Callable[[str, str, int], list[Passage]]
 _START = datetime(2026, 1, 1, tzinfo=UTC)
 # Ways a reply says it does not know.
 _ABSTAINS = re.compile(r"can'?t find|cannot find|couldn'?t find|don'?t know|do not know|no idea|not sure", re.I)
@@ -115,13 +117,13 @@ def _leak_facts(line: Line, channel: str) -> list[str]:
     return sorted(f for f in facts if f and f not in here)
 
 
-def score_line(line: Line, memory: Memory, keys: dict[str, int], runtime: Runtime | None, k: int, min_cov: float):
+def score_line(line: Line, retrieve: Retrieve, runtime: Runtime | None, k: int, min_cov: float) -> list[dict]:
     """One result per question of the line: reply, retrieved indices, scores and verdicts."""
     results = []
     for q in line.questions:
         channel, gold = q["channel"], [int(i) for i in q.get("sources") or []]
         t0 = time.perf_counter()
-        passages = memory.search(keys[channel], q["content"], k)
+        passages = retrieve(channel, q["content"], k)
         t1 = time.perf_counter()
         asker = sanitize_name(str(q.get("name") or "someone"))
         window = [Turn(role="user", name=asker, content=q["content"])]
@@ -189,9 +191,16 @@ def _percentile(values: list[float], q: int) -> float | None:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def evaluate(path: Path, runtime: Runtime | None, k: int = 5, min_cov: float = DEFAULT_MIN_COVERAGE) -> dict:
+def evaluate(
+    path: Path, runtime: Runtime | None, k: int = 5, min_cov: float = DEFAULT_MIN_COVERAGE, retrieval: str = "bm25"
+) -> dict:
     """Answer every question of the file; the metrics plus one result per question."""
     results: list[dict] = []
+    embedder = None
+    if retrieval != "bm25":
+        from model_runtime.embeddings import MiniLM
+
+        embedder = MiniLM()
     for line in read_lines(path):
         with tempfile.TemporaryDirectory(prefix="chime-eval-") as tmp:
             url = sqlite_url(Path(tmp) / "memory.db")
@@ -199,10 +208,17 @@ def evaluate(path: Path, runtime: Runtime | None, k: int = 5, min_cov: float = D
             store = Store(url)
             try:
                 keys = load(store, line, f"{path}:{line.number}")
-                results += score_line(line, Memory(store.engine), keys, runtime, k, min_cov)
+                memory = Memory(store.engine)
+                retrieve: Retrieve = lambda ch, q, n: memory.search(keys[ch], q, n)  # noqa: E731, B023
+                if embedder is not None:
+                    from chime import memory_variants as v
+
+                    d = v.DenseChannels(embedder, line.channels)
+                    retrieve = v.dense(d) if retrieval == "dense" else v.hybrid(d, memory, keys)
+                results += score_line(line, retrieve, runtime, k, min_cov)
             finally:
                 store.close()
-    return {**metrics(results), "results": results}
+    return {**metrics(results), "retrieval": retrieval, "results": results}
 
 
 def main(argv: list[str]) -> int:
@@ -213,6 +229,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--quote-only", action="store_true", help="no model: quote the best passage (retrieval alone)")
     p.add_argument("--k", type=int, default=5, help="passages retrieved per question")
     p.add_argument("--min-coverage", type=float, default=DEFAULT_MIN_COVERAGE)
+    p.add_argument(
+        "--retrieval", choices=["bm25", "dense", "hybrid"], default="bm25",
+        help="bm25 (shipped); dense or hybrid need the embeddings extra",
+    )  # fmt: skip
     p.add_argument("--config", type=Path, help="YAML config whose runtime answers (default: the bundled model)")
     p.add_argument("--runtime", choices=["llama_cpp", "rules", "transformers", "openai"], help="override runtime.kind")
     args = p.parse_args(argv)
@@ -225,7 +245,7 @@ def main(argv: list[str]) -> int:
 
         runtime = build_runtime(_load(args))
     try:
-        report = evaluate(args.answers, runtime, args.k, args.min_coverage)
+        report = evaluate(args.answers, runtime, args.k, args.min_coverage, args.retrieval)
     finally:
         if runtime is not None:
             runtime.close()
