@@ -10,6 +10,7 @@ from typing import Any
 
 from nio import (
     AsyncClient,
+    DownloadError,
     InviteMemberEvent,
     JoinError,
     MatrixRoom,
@@ -17,9 +18,11 @@ from nio import (
     MessageDirection,
     RedactionEvent,
     RoomEncryptedMedia,
+    RoomGetEventError,
     RoomGetStateError,
     RoomMemberEvent,
     RoomMessageEmote,
+    RoomMessageFile,
     RoomMessageMedia,
     RoomMessageNotice,
     RoomMessagesError,
@@ -31,7 +34,7 @@ from nio.responses import RoomInfo
 
 from adapters.matrix.events import PLATFORM, annotation, inviter_allowed, message_text, relation, timestamp, to_incoming
 from bot.config import MatrixConfig
-from bot.domain import ChannelRef, CommandContext, IncomingMessage, IncomingReaction
+from bot.domain import Attachment, ChannelRef, CommandContext, IncomingMessage, IncomingReaction
 from bot.service import ConversationService
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ _MESSAGES = (
     RoomMessageText,
     RoomMessageNotice,
     RoomMessageEmote,
+    RoomMessageFile,
     RoomMessageMedia,
     RoomEncryptedMedia,
     StickerEvent,
@@ -308,12 +312,36 @@ class SyncHandler:
         await self.service.ops.set_state(PLATFORM, mark, "run")
         level = room.power_levels.get_user_level(msg.author_id)
         is_admin = level >= self.cfg.admin_power_level or msg.author_id in await self._creators(room.room_id)
-        ctx = CommandContext(msg.channel, author_id=msg.author_id, author_name=msg.display_name, is_admin=is_admin)
-        answer = await self.service.run_command(ctx, msg.text.strip()[len(self.cfg.command_prefix) :])
+        line = msg.text.strip()[len(self.cfg.command_prefix) :]
+        # "learn" as a reply to a file or a message: that is the document (only fetched for an admin).
+        given = None
+        if is_admin and msg.reply_to and line.split()[:1] == ["learn"]:
+            given = await self._learnable(room.room_id, msg.reply_to)
+        ctx = CommandContext(
+            msg.channel, author_id=msg.author_id, author_name=msg.display_name, is_admin=is_admin, attachment=given
+        )
+        answer = await self.service.run_command(ctx, line)
         # Sent beside the sync loop: a rate-limited answer must not hold up every room.
         task = asyncio.create_task(self.send_notice(room, answer, msg), name=f"notice:{msg.message_id}")
         self.notices.add(task)
         task.add_done_callback(self._notice_done)
+
+    async def _learnable(self, room_id: str, event_id: str) -> Attachment | None:
+        """The text of the message or the file (unencrypted) that ``event_id`` is; None for anything else."""
+        resp = await self.client.room_get_event(room_id, event_id)
+        if isinstance(resp, RoomGetEventError):
+            log.warning("matrix: the event %s to learn cannot be read: %s", event_id, resp)
+            return None
+        event, source = resp.event, f"matrix event {event_id}"
+        if isinstance(event, RoomMessageText):
+            return Attachment(f"message {event_id}.txt", event.body.encode("utf-8"), source)
+        if isinstance(event, RoomMessageFile):
+            got = await self.client.download(mxc=event.url)
+            if isinstance(got, DownloadError):
+                log.warning("matrix: the file %s to learn cannot be downloaded: %s", event.url, got)
+                return None
+            return Attachment(event.body, got.body, source)
+        return None
 
     def _notice_done(self, task: asyncio.Task[None]) -> None:
         self.notices.discard(task)
