@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import replace
 
 import discord
 import yarl
@@ -23,7 +24,8 @@ from adapters.discord.convert import mentions_outside_code, render_text
 from adapters.discord.names import NameRegistry
 from adapters.discord.sender import DiscordSender, messages_after
 from bot.config import DiscordConfig, secret_from_env
-from bot.domain import ChannelRef, CommandContext, IncomingMessage, IncomingReaction, ServerFilter
+from bot.domain import Attachment, ChannelRef, CommandContext, IncomingMessage, IncomingReaction, ServerFilter
+from bot.memory.documents import MAX_BYTES as MAX_DOCUMENT_BYTES
 from bot.service import ConversationService
 
 log = logging.getLogger(__name__)
@@ -379,8 +381,10 @@ class DiscordAdapter:
 
     # --- slash commands ------------------------------------------------------------
 
-    async def run_command(self, interaction: discord.Interaction, line: str) -> None:
-        """Run a core command for a slash-command interaction; the answer is ephemeral."""
+    async def run_command(
+        self, interaction: discord.Interaction, line: str, file: discord.Attachment | None = None
+    ) -> None:
+        """Run a core command for a slash-command interaction (``file``: what ``learn`` was given); the answer is ephemeral."""
         channel = interaction.channel
         ref = channel_ref(channel) if channel is not None else ChannelRef(PLATFORM, str(interaction.channel_id))
         parent_id = getattr(channel, "parent_id", None)
@@ -395,6 +399,13 @@ class DiscordAdapter:
         )
         # Deferring first gives the command the 15 minutes of a followup instead of 3 seconds.
         await interaction.response.defer(ephemeral=True, thinking=True)
+        if file is not None and ctx.is_admin:  # only an admin's file is fetched
+            if file.size > MAX_DOCUMENT_BYTES:
+                text = f"{file.filename}: {file.size:,} bytes, more than the {MAX_DOCUMENT_BYTES:,} a document may have"
+                await self._answer(interaction, text, followup=True)
+                return
+            data = await file.read()
+            ctx = replace(ctx, attachment=Attachment(file.filename, data, f"discord attachment {file.id}"))
         await self._answer(interaction, await self.service.run_command(ctx, line), followup=True)
 
     @staticmethod

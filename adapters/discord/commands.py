@@ -9,8 +9,9 @@ from discord import app_commands
 
 GROUP_NAME = "assistant"
 
-# Runs the core command line (e.g. "talkativeness 30") for the interaction and answers it.
-RunCommand = Callable[[discord.Interaction, str], Awaitable[None]]
+# Runs the core command line (e.g. "talkativeness 30") for the interaction and answers it;
+# ``learn`` also passes the file it was given.
+RunCommand = Callable[..., Awaitable[None]]
 
 
 def build_group(run: RunCommand) -> app_commands.Group:
@@ -54,6 +55,20 @@ def build_group(run: RunCommand) -> app_commands.Group:
     @group.command(name="forget-me", description="Delete every message it stored from you")
     async def forget_me(interaction: discord.Interaction) -> None:
         await run(interaction, "forget-me")
+
+    @group.command(name="learn", description="Learn a Markdown or text file for this channel's memory (admin)")
+    @app_commands.describe(file="a .md or .txt file, UTF-8, up to 1 MB")
+    async def learn(interaction: discord.Interaction, file: discord.Attachment) -> None:
+        await run(interaction, "learn", file)
+
+    @group.command(name="unlearn", description="Forget one of this channel's documents (admin)")
+    @app_commands.describe(name="the document's name, as 'documents' lists it")
+    async def unlearn(interaction: discord.Interaction, name: str) -> None:
+        await run(interaction, f"unlearn {name}")
+
+    @group.command(name="documents", description="List this channel's documents")
+    async def documents(interaction: discord.Interaction) -> None:
+        await run(interaction, "documents")
 
     @group.command(name="help", description="List the commands")
     async def help_(interaction: discord.Interaction) -> None:

@@ -107,6 +107,9 @@ class FakeDiscord:
         self.bot.roles = [self.bot_role]
         # Records of what the bot did.
         self.requests: list[Request] = []
+        # Files given to slash commands, by attachment id, and the ids the bot downloaded.
+        self.files: dict[str, bytes] = {}
+        self.downloads: list[str] = []
         self.identifies: list[Json] = []
         self.resumes: list[Json] = []
         self.commands: list[Json] = []
@@ -194,6 +197,7 @@ class FakeDiscord:
         """Listen on 127.0.0.1 (a free port)."""
         app = web.Application()
         app.router.add_get("/gateway-ws", self._gateway)
+        app.router.add_get("/attachments/{aid}/{name}", self._file)
         app.router.add_route("*", API + "/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
@@ -342,13 +346,16 @@ class FakeDiscord:
         channel_id: int,
         user: Person,
         subcommand: str,
-        options: dict[str, int] | None = None,
+        options: dict[str, int | str] | None = None,
         *,
         permissions: int = SEND_MESSAGES,
+        files: dict[str, tuple[str, bytes]] | None = None,
     ) -> str:
-        """``user`` runs ``/assistant subcommand``; returns the interaction token."""
+        """``user`` runs ``/assistant subcommand`` (``files``: option -> (filename, bytes)); returns the token."""
         command_id = str(self.commands[0]["id"]) if self.commands else "1"
-        data = payloads.slash_command(self.app_id, command_id, self.channels[channel_id], subcommand, options or {})
+        attached = {name: self._attachment(*f) for name, f in (files or {}).items()}
+        channel = self.channels[channel_id]
+        data = payloads.slash_command(self.app_id, command_id, channel, subcommand, options or {}, attached)
         if (guild := self._guild_of(channel_id)) is not None:
             member = user.member(with_user=True) | {"permissions": str(permissions)}
             data |= {"guild_id": str(guild), "member": member, "guild_locale": "en-US", "context": 0}
@@ -356,6 +363,18 @@ class FakeDiscord:
             data |= {"user": user.user(), "context": 1}
         await self.dispatch("INTERACTION_CREATE", data)
         return data["token"]
+
+    def _attachment(self, filename: str, data: bytes) -> dict:
+        """An uploaded file: its bytes are served at its url, as Discord's CDN serves them."""
+        aid = str(snowflake())
+        self.files[aid] = data
+        url = f"http://127.0.0.1:{self.port}/attachments/{aid}/{filename}"
+        return {"id": aid, "filename": filename, "size": len(data), "url": url, "proxy_url": url,
+                "content_type": "text/plain"}  # fmt: skip
+
+    async def _file(self, request: web.Request) -> web.Response:
+        self.downloads.append(request.match_info["aid"])
+        return web.Response(body=self.files[request.match_info["aid"]])
 
     def forget_sessions(self) -> None:
         """Make every session unresumable (the next RESUME gets INVALID_SESSION)."""

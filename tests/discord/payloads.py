@@ -190,9 +190,21 @@ def guild(
     }
 
 
-def slash_command(app_id: int, command_id: str, channel: Json, subcommand: str, options: dict[str, int]) -> Json:
-    """An INTERACTION_CREATE for ``/assistant subcommand`` (the caller adds member or user)."""
-    return {
+def slash_command(
+    app_id: int,
+    command_id: str,
+    channel: Json,
+    subcommand: str,
+    options: dict[str, int | str],
+    files: dict | None = None,
+) -> Json:
+    """An INTERACTION_CREATE for ``/assistant subcommand`` (the caller adds member or user).
+
+    ``files``: option name -> attachment object (``resolved`` carries it, the option its id).
+    """
+    opts = [{"name": k, "type": 4 if isinstance(v, int) else 3, "value": v} for k, v in options.items()]
+    opts += [{"name": k, "type": 11, "value": a["id"]} for k, a in (files or {}).items()]
+    data = {
         "id": str(snowflake()),
         "application_id": str(app_id),
         "type": 2,
@@ -209,15 +221,12 @@ def slash_command(app_id: int, command_id: str, channel: Json, subcommand: str, 
             "id": command_id,
             "name": "assistant",
             "type": 1,
-            "options": [
-                {
-                    "name": subcommand,
-                    "type": 1,
-                    "options": [{"name": k, "type": 4, "value": v} for k, v in options.items()],
-                }
-            ],
+            "options": [{"name": subcommand, "type": 1, "options": opts}],
         },
     }
+    if files:
+        data["data"]["resolved"] = {"attachments": {a["id"]: a for a in files.values()}}
+    return data
 
 
 def rate_limited(retry_after: float) -> tuple[Json, dict[str, str]]:

@@ -118,6 +118,29 @@ async def test_what_counts_as_addressing_the_bot(fake: FakeDiscord, make_bot: Ma
     assert event.outcome == ("sent" if forced else "silent")
 
 
+async def test_learn_a_file_given_to_the_slash_command(fake: FakeDiscord, make_bot: MakeBot) -> None:
+    mods = fake.add_role(7654321, "mods")
+    bot = await make_bot(p_speak=0.0, admin_role=mods)
+    ann, mod = fake.add_person("ann"), fake.add_person("mo", roles=(mods,))
+    handbook = ("handbook.md", b"## Keys\n\nThe key box code is 9314.\n")
+
+    token = await fake.slash(fake.general, ann, "learn", files={"file": handbook})
+    assert (await answer_to(fake, token))["content"].startswith("Sorry, only channel admins")
+    assert fake.downloads == []  # a non-admin's file is never fetched
+    token = await fake.slash(fake.general, mod, "learn", files={"file": handbook})
+    assert (await answer_to(fake, token))["content"].startswith("Learnt handbook.md (1 passages)")
+    assert len(fake.downloads) == 1
+    token = await fake.slash(fake.general, ann, "documents")
+    assert (await answer_to(fake, token))["content"].startswith("handbook.md: 1 passages, added by")
+
+    await fake.post(fake.general, ann, f"{at_bot(fake)} what was the code of our key box?", mentions=(fake.bot,))
+    await wait_until(lambda: fake.sent, 10, "the answer")
+    assert "9314" in fake.sent[0].body["content"] and "[handbook.md]" in fake.sent[0].body["content"]
+    token = await fake.slash(fake.general, mod, "unlearn", {"name": "handbook.md"})
+    assert (await answer_to(fake, token))["content"] == "Forgot the document handbook.md."
+    assert bot.events[-1].outcome == "sent"
+
+
 async def test_slash_commands_work_and_refuse_non_admins(fake: FakeDiscord, make_bot: MakeBot) -> None:
     mods = fake.add_role(1234567, "mods")
     bot = await make_bot(p_speak=0.0, admin_role=mods)
@@ -132,6 +155,9 @@ async def test_slash_commands_work_and_refuse_non_admins(fake: FakeDiscord, make
         "why",
         "forget",
         "forget-me",
+        "learn",
+        "unlearn",
+        "documents",
         "help",
     }
     owner, ann, mod = fake.add_person("owner"), fake.add_person("ann"), fake.add_person("mo", roles=(mods,))
