@@ -192,7 +192,12 @@ def _percentile(values: list[float], q: int) -> float | None:
 
 
 def evaluate(
-    path: Path, runtime: Runtime | None, k: int = 5, min_cov: float = DEFAULT_MIN_COVERAGE, retrieval: str = "bm25"
+    path: Path,
+    runtime: Runtime | None,
+    k: int = 5,
+    min_cov: float = DEFAULT_MIN_COVERAGE,
+    retrieval: str = "bm25",
+    lines: int | None = None,
 ) -> dict:
     """Answer every question of the file; the metrics plus one result per question."""
     results: list[dict] = []
@@ -202,6 +207,8 @@ def evaluate(
 
         embedder = MiniLM()
     for line in read_lines(path):
+        if lines is not None and line.number > lines:
+            break
         with tempfile.TemporaryDirectory(prefix="chime-eval-") as tmp:
             url = sqlite_url(Path(tmp) / "memory.db")
             upgrade(url)
@@ -229,6 +236,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--quote-only", action="store_true", help="no model: quote the best passage (retrieval alone)")
     p.add_argument("--k", type=int, default=5, help="passages retrieved per question")
     p.add_argument("--min-coverage", type=float, default=DEFAULT_MIN_COVERAGE)
+    p.add_argument("--lines", type=int, help="only the file's first N lines")
     p.add_argument(
         "--retrieval", choices=["bm25", "dense", "hybrid"], default="bm25",
         help="bm25 (shipped); dense or hybrid need the embeddings extra",
@@ -245,7 +253,7 @@ def main(argv: list[str]) -> int:
 
         runtime = build_runtime(_load(args))
     try:
-        report = evaluate(args.answers, runtime, args.k, args.min_coverage, args.retrieval)
+        report = evaluate(args.answers, runtime, args.k, args.min_coverage, args.retrieval, args.lines)
     finally:
         if runtime is not None:
             runtime.close()

@@ -72,8 +72,15 @@ class MiniLM:
 
     def embed(self, texts: Sequence[str], batch: int = 64) -> np.ndarray:
         """One L2-normalised vector per text."""
-        out = [self._batch(list(texts[i : i + batch])) for i in range(0, len(texts), batch)]
-        return np.concatenate(out) if out else np.zeros((0, 384), np.float32)
+        if not texts:
+            return np.zeros((0, 384), np.float32)
+        # Batches of texts of similar length: less padding to compute.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), 384), np.float32)
+        for i in range(0, len(order), batch):
+            part = order[i : i + batch]
+            out[part] = self._batch([texts[j] for j in part])
+        return out
 
     def _batch(self, texts: list[str]) -> np.ndarray:
         enc = self.tokenizer.encode_batch(texts)
