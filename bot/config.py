@@ -135,6 +135,11 @@ class ConversationConfig(_Section):
     # A question addressed to the bot is answered only while it is younger than this
     # (seconds): one asked while the bot was down longer is logged and left unanswered.
     forced_freshness_s: int = Field(900, ge=0)
+    # Where the platform can edit messages (Discord, Matrix), a reply is posted as soon as
+    # its first words are written and then edited in place as it grows, at most once per
+    # this many seconds in a room; typing shows until the first words. 0: replies are
+    # sent whole when finished.
+    stream_interval_s: float = Field(1.5, ge=0, le=60)
 
 
 class MemoryConfig(_Section):

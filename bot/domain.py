@@ -91,6 +91,8 @@ class Decision:
     forced: bool = False
     threshold: float = 0.5
     timings: Timings = field(default_factory=Timings)
+    # The reply already posted (streamed into the room while it was written), if it was.
+    sent: SentMessage | None = None
 
 
 class ReplySender(Protocol):

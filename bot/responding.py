@@ -1,4 +1,4 @@
-"""Asking the responder for a reply, and saying once per outage when it does not answer.
+"""Asking the responder for a reply (streamed where the room allows), saying once per outage when it fails.
 
 A responder may be another machine (a chat endpoint) that is down, slow past its
 timeout, or answering garbage. The service must go on deciding: a failed reply is
@@ -8,10 +8,13 @@ and the log says so when the outage starts and when it ends, not at every messag
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
+from bot.domain import ChannelRef, IncomingMessage, ReplySender, SentMessage
+from bot.streaming import ReplyStream, can_edit
 from model_runtime.interface import Runtime, Timings
 from model_runtime.protocol import Turn
 
@@ -21,10 +24,12 @@ log = logging.getLogger(__name__)
 class Responder:
     """The responder runtime behind a guard that turns failures into ``None`` and logs outages once."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, stream_interval_s: float = 0.0) -> None:
         self.runtime = runtime
+        self.stream_interval_s = stream_interval_s
         self.failures = 0  # failed replies in the current outage
         self._down_since: float | None = None
+        self._last_edit: dict[str, float] = {}  # per room: when its last streamed edit went out
 
     @property
     def down(self) -> bool:
@@ -40,6 +45,51 @@ class Responder:
             return None, Timings()
         self._answered()
         return reply.text, reply.timings
+
+    async def write(
+        self,
+        channel: ChannelRef,
+        window: Sequence[Turn],
+        sender: ReplySender | None,
+        reply_to: IncomingMessage | None,
+        may_post: Callable[[], bool],
+        remember: Callable[[], Awaitable[str | None]] | None = None,
+    ) -> tuple[str | None, Timings, SentMessage | None]:
+        """The reply under "typing": from ``remember`` if it has one, else the responder's, streamed if possible.
+
+        Returns the text (None if the responder failed), its timings, and the message
+        already posted when the reply was streamed into the room (else None: the caller sends).
+        """
+        if sender is None or reply_to is None or not self.stream_interval_s or not can_edit(sender):
+            typing = sender.typing(channel) if sender is not None else contextlib.nullcontext()
+            async with typing:
+                remembered = await remember() if remember is not None else None
+                if remembered is not None:
+                    return remembered, Timings(), None
+                text, timings = await self.reply(channel.key, window)
+            return text, timings, None
+        stream = ReplyStream(sender, channel, reply_to, self.stream_interval_s, self._last_edit, may_post)  # type: ignore[arg-type]
+        async with stream:
+            remembered = await remember() if remember is not None else None
+            if remembered is not None:
+                return remembered, Timings(), None
+            text, timings = await self._stream(channel.key, window, stream.show)
+            sent = await stream.finish(text)
+        return (stream.shown if sent is not None else text), timings, sent
+
+    async def _stream(
+        self, channel_key: str, window: Sequence[Turn], show: Callable[[str], Awaitable[None]]
+    ) -> tuple[str | None, Timings]:
+        last = None
+        try:
+            async for part in self.runtime.areply_stream(channel_key, window):
+                last = part
+                await show(part.text)
+        except Exception as e:
+            self._failed(channel_key, e)
+            return None, Timings()
+        self._answered()
+        return (last.text, last.timings) if last is not None else ("", Timings())
 
     def _failed(self, channel_key: str, error: Exception) -> None:
         self.failures += 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -21,7 +20,16 @@ from typing import TypeVar
 from bot import outcomes
 from bot.commands import execute
 from bot.config import Config
-from bot.domain import ChannelRef, CommandContext, Decision, IncomingMessage, ReplySender, ServerFilter, utcnow
+from bot.domain import (
+    ChannelRef,
+    CommandContext,
+    Decision,
+    IncomingMessage,
+    ReplySender,
+    SentMessage,
+    ServerFilter,
+    utcnow,
+)
 from bot.memory import Memory
 from bot.memory.answer import relevant
 from bot.memory.intent import RECALL, past_question
@@ -33,7 +41,7 @@ from bot.scheduler import ChannelScheduler, Job
 from bot.store import ChannelSettings, DecisionRow, Store, StoreError
 from bot.window import WindowPlanner
 from model_runtime.addressing import addressee, addresses_assistant
-from model_runtime.interface import Runtime, Score, Timings
+from model_runtime.interface import Runtime, Score
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,7 +77,7 @@ class ConversationService:
         self.store = store
         self.decider = decider
         self.responder = responder or decider
-        self._responder = Responder(self.responder)
+        self._responder = Responder(self.responder, config.conversation.stream_interval_s)
         self.config = config
         self.assistant_name = config.assistant.name
         conv = config.conversation
@@ -349,7 +357,9 @@ class ConversationService:
         to_other = not job.forced and self._put_to_other(window)
         try:
             recall = (settings.pk, job.trigger_pk)
-            decision = await self._decide(ref, window, job.forced, threshold, superseded, sender, to_other, recall)
+            decision = await self._decide(
+                ref, window, job.forced, threshold, superseded, sender, to_other, recall, job.reply_target
+            )
         except Exception:
             log.exception("decision failed in %s on message %s; no reply", ref.key, msg.message_id)
             await self._record_outcome(job.trigger_pk, outcomes.ERROR)
@@ -404,6 +414,7 @@ class ConversationService:
         sender: ReplySender | None,
         to_other: bool = False,
         recall: tuple[int, int] | None = None,
+        target: IncomingMessage | None = None,
     ) -> Decision:
         """Score the turn, apply force and the threshold, then write the reply under a typing indicator.
 
@@ -421,14 +432,11 @@ class ConversationService:
         if not speak or (not forced and superseded()):
             # Newer messages made a reply stale: none is written ("typing" shows only for real replies).
             return Decision(scored.p_speak, speak, None, forced, threshold, scored.timings)
-        typing = sender.typing(ref) if sender is not None else contextlib.nullcontext()
-        async with typing:
-            remembered = await self._remember(ref, window, recall) if recall is not None else None
-            if remembered is None:
-                text, timings = await self._responder.reply(ref.key, window)
-            else:
-                text, timings = remembered, Timings()
-        return Decision(scored.p_speak, True, text, forced, threshold, scored.timings + timings)
+        remember = (lambda: self._remember(ref, window, recall)) if recall is not None else None
+        text, timings, sent = await self._responder.write(
+            ref, window, sender, target, lambda: forced or not superseded(), remember
+        )
+        return Decision(scored.p_speak, True, text, forced, threshold, scored.timings + timings, sent)
 
     async def _score(self, ref: ChannelRef, window: list, forced: bool) -> Score | None:
         """The decider's score; None when it failed on a forced turn (an unforced one raises)."""
@@ -478,6 +486,9 @@ class ConversationService:
         """Send the reply if the decision says so; returns (outcome, the reply as it is to be stored)."""
         if not decision.speak:
             return outcomes.SILENT, None
+        if decision.sent is not None:
+            # Streamed: posted while it was written, and edited to its final text.
+            return outcomes.SENT, self._own(job, decision.sent, decision.text or "")
         if not job.forced and superseded():
             # Newer messages arrived while deciding: the next decision sees them all.
             return outcomes.SUPERSEDED, None
@@ -500,17 +511,20 @@ class ConversationService:
             sent = None
         if sent is None:
             return outcomes.SEND_FAILED, None
-        own = IncomingMessage(
+        return outcomes.SENT, self._own(job, sent, text)
+
+    def _own(self, job: Job, sent: SentMessage, text: str) -> IncomingMessage:
+        """The assistant's reply as the store keeps it."""
+        return IncomingMessage(
             channel=job.trigger.channel,
             message_id=sent.message_id,
             author_id="@assistant",
             display_name=self.assistant_name,
             text=text,
             created_at=sent.created_at,
-            reply_to=target.message_id,
+            reply_to=job.reply_target.message_id,
             is_bot=True,
         )
-        return outcomes.SENT, own
 
     def _notify(self, event: DecisionEvent) -> None:
         for fn in self._listeners:

@@ -8,8 +8,9 @@ text. Whether to speak (force, mute, the threshold) is the service's business al
 from __future__ import annotations
 
 import asyncio
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -102,6 +103,13 @@ class Runtime(ABC):
     def reply(self, channel: str, window: Sequence[Turn]) -> Reply:
         """The assistant's reply to the window's last (human) turn."""
 
+    def reply_stream(self, channel: str, window: Sequence[Turn]) -> Iterator[Reply]:
+        """The reply as it is written: each item is the whole text so far, the last one the finished reply.
+
+        Backends that cannot stream give the finished reply as the only item.
+        """
+        yield self.reply(channel, window)
+
     async def ascore(self, channel: str, window: Sequence[Turn], urgent: bool = False) -> Score:
         """``score`` in the runtime's worker thread (``urgent``: ahead of other channels' scores)."""
         return await self._in_thread(self.score, channel, list(window), urgent)
@@ -109,6 +117,38 @@ class Runtime(ABC):
     async def areply(self, channel: str, window: Sequence[Turn]) -> Reply:
         """``reply`` in the runtime's worker thread, ahead of queued scores."""
         return await self._in_thread(self.reply, channel, list(window), True)
+
+    async def areply_stream(self, channel: str, window: Sequence[Turn]) -> AsyncIterator[Reply]:
+        """``reply_stream`` in the runtime's worker thread, ahead of queued scores; leaving the loop early stops it."""
+        loop = asyncio.get_running_loop()
+        items: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+        stop = threading.Event()
+
+        def pump(channel: str, window: list[Turn]) -> None:
+            stream = self.reply_stream(channel, window)
+            try:
+                for item in stream:
+                    loop.call_soon_threadsafe(items.put_nowait, ("item", item))
+                    if stop.is_set():
+                        break
+            except Exception as exc:  # noqa: BLE001 - raised in the event loop below
+                loop.call_soon_threadsafe(items.put_nowait, ("error", exc))
+            finally:
+                getattr(stream, "close", lambda: None)()
+                loop.call_soon_threadsafe(items.put_nowait, ("end", None))
+
+        done = asyncio.ensure_future(self._in_thread(pump, channel, list(window), True))
+        try:
+            while True:
+                kind, value = await items.get()
+                if kind == "end":
+                    break
+                if kind == "error":
+                    raise value  # type: ignore[misc]
+                yield value  # type: ignore[misc]
+        finally:
+            stop.set()
+        await done
 
     async def _in_thread(self, fn: Callable[[str, list[Turn]], T], channel: str, window: list[Turn], urgent: bool) -> T:
         if self._pool is None:

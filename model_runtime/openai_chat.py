@@ -9,8 +9,10 @@ completion) is one ``RuntimeError_`` naming the server; the service decides what
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -57,11 +59,101 @@ class OpenAIChatRuntime(Runtime):
     def reply(self, channel: str, window: Sequence[Turn]) -> Reply:
         """One chat completion for the window; its text cleaned of a name prefix and forged turns."""
         t0 = time.perf_counter()
-        body = self._body(window)
-        data = self._post(body)
-        text, usage = self._completion(data)
+        self.requests += 1
+        with self._errors():
+            response = self._http.post("/v1/chat/completions", json=self._body(window))
+        text, usage = self._completion(self._json(response))
+        return self._reply(window, text, usage, t0)
+
+    def reply_stream(self, channel: str, window: Sequence[Turn]) -> Iterator[Reply]:
+        """The reply as the endpoint streams it (server-sent events), a whole word at a time."""
+        t0 = time.perf_counter()
+        deadline = t0 + self.options.timeout_s
+        raw, shown, usage = "", "", {}
+        self.requests += 1
+        with (
+            self._errors(),
+            self._http.stream("POST", "/v1/chat/completions", json=self._body(window, stream=True)) as r,
+        ):
+            if not r.headers.get("content-type", "").startswith("text/event-stream"):
+                # An endpoint that does not stream answers with one completion.
+                text, usage = self._completion(self._json(r, r.read()))
+                yield self._reply(window, text, usage, t0)
+                return
+            for delta, usage in self._events(r, deadline):
+                raw += delta
+                # Up to the last whole word: a half-written word or name prefix is not shown yet.
+                partial = self._reply(window, raw[: max(raw.rfind(" "), raw.rfind("\n"), 0)], usage, t0)
+                if partial.text and partial.text != shown:
+                    shown = partial.text
+                    yield partial
+        yield self._reply(window, raw, usage, t0)
+
+    def close(self) -> None:
+        """Close the HTTP client and the worker thread."""
+        super().close()
+        self._http.close()
+
+    def _body(self, window: Sequence[Turn], stream: bool = False) -> dict[str, Any]:
+        opts = self.options
+        body: dict[str, Any] = {
+            "model": opts.model,
+            "messages": group_chat_messages(window, self.assistant_name, opts.system_prompt),
+            "max_tokens": opts.max_tokens,
+            "temperature": opts.temperature,
+        }
+        if stream:
+            body["stream"] = True
+        return body
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """HTTP failures as one RuntimeError_ naming the server (and the timeout, when that was it)."""
+        try:
+            yield
+        except httpx.TimeoutException:
+            raise RuntimeError_(
+                f"{self.base_url} gave no reply within {self.options.timeout_s:g} s (runtime.responder.timeout_s)"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise RuntimeError_(f"{self.base_url} cannot be reached: {exc}") from None
+
+    def _json(self, response: httpx.Response, raw: bytes | None = None) -> object:
+        if response.status_code != 200:
+            raise RuntimeError_(f"{self.base_url} answered {response.status_code}: {response.read()[:300]!r}")
+        try:
+            return json.loads(raw if raw is not None else response.read())
+        except ValueError:
+            raise RuntimeError_(
+                f"{self.base_url} answered something that is not JSON: {response.read()[:200]!r}"
+            ) from None
+
+    def _events(self, response: httpx.Response, deadline: float) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(text delta, usage so far) per server-sent event, until ``[DONE]``; the deadline is checked on each."""
+        usage: dict[str, Any] = {}
+        for line in response.iter_lines():
+            if time.perf_counter() > deadline:
+                raise httpx.ReadTimeout("the stream outlasted timeout_s")
+            if not line.startswith("data:"):
+                continue
+            data = line[len("data:") :].strip()
+            if data == "[DONE]":
+                return
+            try:
+                event = json.loads(data)
+                choices = event.get("choices") or [{}]
+                delta = (choices[0].get("delta") or {}).get("content") or ""
+            except (ValueError, AttributeError, TypeError):
+                raise RuntimeError_(
+                    f"{self.base_url} streamed something that is not a chat chunk: {data[:200]!r}"
+                ) from None
+            if not isinstance(delta, str):
+                raise RuntimeError_(f"{self.base_url} streamed a chunk without text: {data[:200]!r}")
+            usage = event.get("usage") or usage
+            yield delta, usage
+
+    def _reply(self, window: Sequence[Turn], raw: str, usage: dict[str, Any], t0: float) -> Reply:
         names = [t.name for t in window if t.role == "user"]
-        text = clean_chat_reply(text, names, self.assistant_name)
         ms = (time.perf_counter() - t0) * 1000
         timings = Timings(
             generate_ms=ms,
@@ -69,40 +161,7 @@ class OpenAIChatRuntime(Runtime):
             tokens_evaluated=int(usage.get("prompt_tokens") or 0),
             tokens_generated=int(usage.get("completion_tokens") or 0),
         )
-        return Reply(text, timings)
-
-    def close(self) -> None:
-        """Close the HTTP client and the worker thread."""
-        super().close()
-        self._http.close()
-
-    def _body(self, window: Sequence[Turn]) -> dict[str, Any]:
-        opts = self.options
-        return {
-            "model": opts.model,
-            "messages": group_chat_messages(window, self.assistant_name, opts.system_prompt),
-            "max_tokens": opts.max_tokens,
-            "temperature": opts.temperature,
-        }
-
-    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        self.requests += 1
-        try:
-            response = self._http.post("/v1/chat/completions", json=body)
-        except httpx.TimeoutException:
-            raise RuntimeError_(
-                f"{self.base_url} gave no reply within {self.options.timeout_s:g} s (runtime.responder.timeout_s)"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise RuntimeError_(f"{self.base_url} cannot be reached: {exc}") from None
-        if response.status_code != 200:
-            raise RuntimeError_(f"{self.base_url} answered {response.status_code}: {response.text[:300]}")
-        try:
-            return response.json()
-        except ValueError:
-            raise RuntimeError_(
-                f"{self.base_url} answered something that is not JSON: {response.text[:200]!r}"
-            ) from None
+        return Reply(clean_chat_reply(raw, names, self.assistant_name), timings)
 
     def _completion(self, data: object) -> tuple[str, dict[str, Any]]:
         """The message text and the usage of a chat completion; RuntimeError_ for anything else."""

@@ -6,7 +6,7 @@ import contextlib
 import itertools
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from bot.domain import ChannelRef, IncomingMessage, SentMessage
@@ -28,7 +28,9 @@ class ScriptedRuntime(Runtime):
 
     ``delay_s`` makes each score take that long (to test bursts and shutdown);
     ``fail_on`` raises inside score and reply when the last human turn contains that text;
-    ``reply`` may be a function of the window (to tell which message a reply was written for).
+    ``reply`` may be a function of the window (to tell which message a reply was written for);
+    ``word_delay_s`` streams the reply a word at a time, that long apart (``fail_after``
+    words, then a failure, when set).
     """
 
     name = "scripted"
@@ -40,10 +42,14 @@ class ScriptedRuntime(Runtime):
         reply: str | Callable[[Sequence[Turn]], str] = "scripted reply",
         delay_s: float = 0.0,
         fail_on: str | None = None,
+        word_delay_s: float = 0.0,
+        fail_after: int | None = None,
     ) -> None:
         super().__init__()
+        self.word_delay_s = word_delay_s
+        self.fail_after = fail_after
         self._p = p_speak
-        self._reply = reply
+        self.reply_text = reply
         self.delay_s = delay_s
         self.fail_on = fail_on
         self.calls: list[Call] = []
@@ -75,7 +81,19 @@ class ScriptedRuntime(Runtime):
 
     def reply(self, channel: str, window: Sequence[Turn]) -> Reply:
         self._record("reply", channel, window)
-        return Reply(self._reply(window) if callable(self._reply) else self._reply)
+        return Reply(self.reply_text(window) if callable(self.reply_text) else self.reply_text)
+
+    def reply_stream(self, channel: str, window: Sequence[Turn]) -> Iterator[Reply]:
+        text = self.reply(channel, window).text
+        if not self.word_delay_s:
+            yield Reply(text)
+            return
+        words = text.split(" ")
+        for n in range(1, len(words) + 1):
+            time.sleep(self.word_delay_s)
+            if self.fail_after is not None and n > self.fail_after:
+                raise RuntimeError("scripted failure in the middle of a reply")
+            yield Reply(" ".join(words[:n]))
 
     def forget(self, channel: str) -> None:
         self.forgotten.append(channel)
@@ -107,3 +125,35 @@ class RecordingSender:
     async def typing(self, channel: ChannelRef):
         self.typing_channels.append(channel.key)
         yield
+
+
+@dataclass
+class Edit:
+    message_id: str
+    text: str
+    at: float  # time.monotonic() when it was made
+
+
+@dataclass
+class EditingSender(RecordingSender):
+    """A RecordingSender that can edit its replies (as Discord and Matrix can); it records when things happened."""
+
+    edits: list[Edit] = field(default_factory=list)
+    posted_at: list[float] = field(default_factory=list)
+    typing_ended_at: list[float] = field(default_factory=list)
+
+    async def send_reply(self, channel: ChannelRef, text: str, reply_to: IncomingMessage) -> SentMessage | None:
+        self.posted_at.append(time.monotonic())
+        return await super().send_reply(channel, text, reply_to)
+
+    async def edit_reply(self, channel: ChannelRef, sent: SentMessage, text: str, reply_to: IncomingMessage) -> bool:
+        self.edits.append(Edit(sent.message_id, text, time.monotonic()))
+        return True
+
+    @contextlib.asynccontextmanager
+    async def typing(self, channel: ChannelRef):
+        self.typing_channels.append(channel.key)
+        try:
+            yield
+        finally:
+            self.typing_ended_at.append(time.monotonic())

@@ -1,4 +1,4 @@
-"""Talking to Discord's REST API: replies (split at 2000 characters, typing while generating) and read-backs."""
+"""Talking to Discord's REST API: replies (split at 2000 characters, typing while generating, edited while streamed) and read-backs."""
 
 from __future__ import annotations
 
@@ -57,6 +57,20 @@ class DiscordSender:
         else:
             self._unsendable.discard(channel.channel_id)
         return SentMessage(str(first.id), first.created_at) if first is not None else None
+
+    async def edit_reply(self, channel: ChannelRef, sent: SentMessage, text: str, reply_to: IncomingMessage) -> bool:
+        """Replace the text of a reply being streamed; False when it cannot be (too long for one message, or refused)."""
+        client = self._client()
+        if client is None or len(split_message(text)) > 1:
+            return False  # the rest of a long reply would need more messages: it stays as it was
+        message = client.get_partial_messageable(int(channel.channel_id)).get_partial_message(int(sent.message_id))
+        try:
+            # Editing never pings anyone again.
+            await message.edit(content=text, allowed_mentions=discord.AllowedMentions.none())
+        except discord.HTTPException as e:
+            log.warning("discord: editing reply %s in %s failed (%s %s)", sent.message_id, channel.key, e.status, e.text)
+            return False
+        return True
 
     def _log_failure(
         self, channel: ChannelRef, reply_to: IncomingMessage, e: discord.HTTPException, part: int, parts: int

@@ -301,6 +301,19 @@ class MatrixAdapter:
         event_id = await self._send(channel.channel_id, content, tx_id)
         return SentMessage(message_id=event_id, created_at=utcnow()) if event_id else None
 
+    async def edit_reply(self, channel: ChannelRef, sent: SentMessage, text: str, reply_to: IncomingMessage) -> bool:
+        """Replace the text of a reply being streamed with an m.replace edit."""
+        body = text[:_MAX_REPLY_CHARS]
+        new_content = {"msgtype": "m.text", "body": body, "m.mentions": {"user_ids": [reply_to.author_id]}}
+        content = {
+            "msgtype": "m.text",
+            "body": f"* {body}",  # what clients without edits show
+            "m.new_content": new_content,
+            "m.relates_to": {"rel_type": "m.replace", "event_id": sent.message_id},
+            "m.mentions": {},  # the edit pings nobody again
+        }
+        return await self._send(channel.channel_id, content) is not None
+
     @contextlib.asynccontextmanager
     async def typing(self, channel: ChannelRef) -> AsyncIterator[None]:
         """Show the bot as typing in the room (refreshed) while a reply is generated."""

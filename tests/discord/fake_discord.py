@@ -231,6 +231,11 @@ class FakeDiscord:
         return [r for r in self.calls("POST", r"/channels/\d+/messages") if r.status == 200]
 
     @property
+    def edits(self) -> list[Request]:
+        """Edits of the bot's own messages that Discord accepted, in order."""
+        return [r for r in self.calls("PATCH", r"/channels/\d+/messages/\d+") if r.status == 200]
+
+    @property
     def typing(self) -> list[Request]:
         """Typing indicators the bot sent."""
         return self.calls("POST", r"/channels/\d+/typing")
@@ -495,6 +500,14 @@ class FakeDiscord:
                 return 200, await self._bot_message(cid, body)
             if method == "GET" and m.group(2) == "messages":
                 return 200, self._history(cid, query)
+        if method == "PATCH" and (m := re.fullmatch(r"/channels/(\d+)/messages/(\d+)", path)):
+            msg = self.messages.get(int(m.group(2)))
+            if msg is None or int(msg["author"]["id"]) != self.bot.id:
+                return 404 if msg is None else 403, {"message": "Cannot edit", "code": 50005}
+            msg["content"] = body.get("content", msg["content"])
+            msg["edited_timestamp"] = iso()
+            await self.dispatch("MESSAGE_UPDATE", self._with_guild(dict(msg), self.bot))
+            return 200, dict(msg)
         if method == "GET" and (m := re.fullmatch(r"/channels/(\d+)", path)):
             cid = int(m.group(1))
             if cid in self.deleted_channels or cid not in self.channels:

@@ -520,3 +520,25 @@ async def test_a_burst_reaches_the_store_in_gateway_order(fake: FakeDiscord, mak
         await asyncio.sleep(0.05)
     assert [m.platform_message_id for m in stored[1:]] == [m["id"] for m in posted]
     assert stored[-1].text == "welcome all"
+
+
+async def test_a_streamed_reply_is_posted_early_and_edited_to_the_whole_text(
+    fake: FakeDiscord, make_bot: MakeBot
+) -> None:
+    text = " ".join(f"word{i}" for i in range(1, 21))
+    bot = await make_bot(p_speak=0.0, reply=text)
+    bot.runtime.word_delay_s = 0.15  # a slow responder: three seconds for the whole reply
+    ann = fake.add_person("ann")
+    await fake.post(fake.general, ann, f"{at_bot(fake)} tell me a story", mentions=(fake.bot,))
+    (first,) = await reply_sent(fake)
+    assert first.body["content"] == "word1"  # posted at the first words
+    await bot.settle()
+    # One message, edited in place (at most one edit per 1.5 s) until it holds the whole reply.
+    assert len(fake.sent) == 1
+    edits = fake.edits
+    assert 1 <= len(edits) <= 3 and {e.path for e in edits} == {f"{path_of(fake.general)}/{first.response['id']}"}
+    assert edits[-1].body["content"] == text and fake.messages[int(first.response["id"])]["content"] == text
+    assert all(e.body["allowed_mentions"] == {"parse": []} for e in edits)  # an edit pings nobody
+    stored = await bot.stored(fake.general)
+    assert (stored[-1].from_assistant, stored[-1].text) == (True, text)
+    assert [e.outcome for e in bot.events] == ["sent"]

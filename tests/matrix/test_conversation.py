@@ -79,3 +79,32 @@ async def test_silent_chat_then_forced_replies_in_place(alice: Person, bob: Pers
     replied_to = [e["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] for e in bob.from_user(room, bot.user_id)]
     assert sorted(replied_to) == sorted(triggers)
     assert all(d.decision.forced for e in triggers for d in bot.decided_on(e))
+
+
+async def test_a_streamed_reply_ends_as_one_message_with_the_whole_text(alice: Person, bob: Person, make_bot) -> None:
+    text = " ".join(f"word{i}" for i in range(1, 21))
+    bot = make_bot()
+    bot.runtime.reply_text = text
+    bot.runtime.word_delay_s = 0.15  # a slow responder: three seconds for the whole reply
+    await bot.start()
+    room, _ = await joined_room(alice, bob, bot)
+    asked = await alice.send(room, "@assistant tell me a story")
+    first = await alice.wait_for(room, replying_to(asked))
+    assert first["content"]["body"] == "word1"  # posted at the first words
+
+    def edits() -> list[dict]:
+        return [
+            e
+            for e in alice.from_user(room, bot.user_id)
+            if e["content"].get("m.relates_to", {}).get("rel_type") == "m.replace"
+        ]
+
+    await wait_until(lambda: edits() and edits()[-1]["content"]["m.new_content"]["body"] == text, what="the last edit")
+    await wait_until(lambda: bot.decided_on(asked), what="the decision to be recorded")
+    # One reply, edited in place (m.replace, at most one edit per 1.5 s) until it holds the whole text.
+    assert len([e for e in alice.from_user(room, bot.user_id) if replying_to(asked)(e)]) == 1
+    assert 1 <= len(edits()) <= 3
+    assert {e["content"]["m.relates_to"]["event_id"] for e in edits()} == {first["event_id"]}
+    assert all(e["content"]["m.mentions"] == {} for e in edits())  # an edit pings nobody again
+    assert (await bot.stored(first["event_id"])).text == text
+    assert [d.outcome for d in bot.decided_on(asked)] == ["sent"]

@@ -20,7 +20,7 @@ from chime.app import build_responder, build_runtime
 from model_runtime import ChatOptions, LlamaCppOptions, Runtime, create_runtime
 from model_runtime.chat_prompt import GROUP_CHAT_PROMPT, clean_chat_reply, group_chat_messages
 from model_runtime.protocol import Turn
-from tests.fakes import RecordingSender
+from tests.fakes import EditingSender, RecordingSender
 
 from .conftest import THREADS, Server, _free_port, serve_bundled
 
@@ -45,11 +45,12 @@ def decider() -> Iterator[Runtime]:
 class Room:
     """A service on SQLite with a local decider and the given responder; it records what was said."""
 
-    def __init__(self, tmp_path: Path, decider: Runtime, responder: Runtime) -> None:
+    def __init__(self, tmp_path: Path, decider: Runtime, responder: Runtime, sender: RecordingSender) -> None:
         url = sqlite_url(tmp_path / "chime.db")
         upgrade(url)
-        self.service = ConversationService(Store(url), decider, parse_config({}), responder)
-        self.sender = RecordingSender()
+        config = parse_config({"conversation": {"stream_interval_s": 0.3}})
+        self.service = ConversationService(Store(url), decider, config, responder)
+        self.sender = sender
         self.service.register("test", self.sender)
         self.events: list[DecisionEvent] = []
         self.service.add_listener(self.events.append)
@@ -66,8 +67,8 @@ class Room:
 async def room(tmp_path: Path, decider: Runtime) -> Iterator:
     made: list[tuple[Room, Runtime]] = []
 
-    def make(responder: Runtime) -> Room:
-        r = Room(tmp_path, decider, responder)
+    def make(responder: Runtime, sender: RecordingSender | None = None) -> Room:
+        r = Room(tmp_path, decider, responder, sender or RecordingSender())
         made.append((r, responder))
         return r
 
@@ -105,6 +106,23 @@ async def test_the_responder_is_asked_only_for_the_turns_that_speak(room, chat_s
     assert [e.outcome for e in speaking] == ["sent"] * len(speaking)
     assert [s.reply_to for s in r.sender.sent] == [e.trigger.message_id for e in speaking]
     assert UNAVAILABLE_FALLBACK not in [s.text for s in r.sender.sent]
+
+
+async def test_a_streamed_reply_ends_as_one_message_with_the_full_text(room, chat_server: Server) -> None:
+    options = ChatOptions(base_url=chat_server.url, model="smollm2", max_tokens=64, temperature=0.0)
+    chat = create_runtime(options)
+    window = [Turn("user", "@assistant tell me about the moon", "Ann")]
+    parts = list(chat.reply_stream("c", window))
+    # Whole words as they come, then the finished reply: the same text a plain request gets.
+    assert len(parts) >= 3 and parts[-1].text == chat.reply("c", window).text
+    assert all(parts[-1].text.startswith(p.text.rstrip(" .,!?")) for p in parts[:-1])
+    sender = EditingSender()
+    r = room(chat, sender)
+    await r.say("Ann", "@assistant tell me about the moon")
+    assert len(sender.sent) == 1 and sender.edits and {e.message_id for e in sender.edits} == {"bot-1"}
+    final = r.events[-1].reply_text
+    assert final == sender.edits[-1].text and len(final) > len(sender.sent[0].text)
+    assert sender.typing_ended_at[0] <= sender.posted_at[0]  # typing until the first words
 
 
 async def _failing_room(r: Room) -> None:
