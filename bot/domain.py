@@ -91,8 +91,10 @@ class Decision:
     forced: bool = False
     threshold: float = 0.5
     timings: Timings = field(default_factory=Timings)
-    # The reply already posted (streamed into the room while it was written), if it was.
+    # The reply already posted (streamed into the room while it was written), if it was;
+    # ``send_failed``: posting its first words failed (it is not sent again).
     sent: SentMessage | None = None
+    send_failed: bool = False
 
 
 class ReplySender(Protocol):

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from bot.domain import ChannelRef, IncomingMessage, ReplySender, SentMessage
 from bot.streaming import ReplyStream, can_edit
@@ -19,6 +20,18 @@ from model_runtime.interface import Runtime, Timings
 from model_runtime.protocol import Turn
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Written:
+    """A reply written: its text (None if the responder failed) and timings, and how it went out if streamed."""
+
+    text: str | None
+    timings: Timings
+    # The message already posted, when the reply was streamed (else the caller sends it).
+    sent: SentMessage | None = None
+    # Streaming tried to post its first words and could not: it is not sent again.
+    send_failed: bool = False
 
 
 class Responder:
@@ -54,28 +67,26 @@ class Responder:
         reply_to: IncomingMessage | None,
         may_post: Callable[[], bool],
         remember: Callable[[], Awaitable[str | None]] | None = None,
-    ) -> tuple[str | None, Timings, SentMessage | None]:
-        """The reply under "typing": from ``remember`` if it has one, else the responder's, streamed if possible.
-
-        Returns the text (None if the responder failed), its timings, and the message
-        already posted when the reply was streamed into the room (else None: the caller sends).
-        """
+    ) -> Written:
+        """The reply under "typing": from ``remember`` if it has one, else the responder's, streamed if possible."""
         if sender is None or reply_to is None or not self.stream_interval_s or not can_edit(sender):
             typing = sender.typing(channel) if sender is not None else contextlib.nullcontext()
             async with typing:
                 remembered = await remember() if remember is not None else None
                 if remembered is not None:
-                    return remembered, Timings(), None
+                    return Written(remembered, Timings())
                 text, timings = await self.reply(channel.key, window)
-            return text, timings, None
+            return Written(text, timings)
         stream = ReplyStream(sender, channel, reply_to, self.stream_interval_s, self._last_edit, may_post)  # type: ignore[arg-type]
         async with stream:
             remembered = await remember() if remember is not None else None
             if remembered is not None:
-                return remembered, Timings(), None
+                return Written(remembered, Timings())
             text, timings = await self._stream(channel.key, window, stream.show)
             sent = await stream.finish(text)
-        return (stream.shown if sent is not None else text), timings, sent
+        if sent is None:
+            return Written(text, timings, send_failed=stream.post_failed)
+        return Written(stream.shown, timings, sent)
 
     async def _stream(
         self, channel_key: str, window: Sequence[Turn], show: Callable[[str], Awaitable[None]]

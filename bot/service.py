@@ -433,10 +433,9 @@ class ConversationService:
             # Newer messages made a reply stale: none is written ("typing" shows only for real replies).
             return Decision(scored.p_speak, speak, None, forced, threshold, scored.timings)
         remember = (lambda: self._remember(ref, window, recall)) if recall is not None else None
-        text, timings, sent = await self._responder.write(
-            ref, window, sender, target, lambda: forced or not superseded(), remember
-        )
-        return Decision(scored.p_speak, True, text, forced, threshold, scored.timings + timings, sent)
+        w = await self._responder.write(ref, window, sender, target, lambda: forced or not superseded(), remember)
+        timings = scored.timings + w.timings
+        return Decision(scored.p_speak, True, w.text, forced, threshold, timings, w.sent, w.send_failed)
 
     async def _score(self, ref: ChannelRef, window: list, forced: bool) -> Score | None:
         """The decider's score; None when it failed on a forced turn (an unforced one raises)."""
@@ -489,6 +488,8 @@ class ConversationService:
         if decision.sent is not None:
             # Streamed: posted while it was written, and edited to its final text.
             return outcomes.SENT, self._own(job, decision.sent, decision.text or "")
+        if decision.send_failed:
+            return outcomes.SEND_FAILED, None  # the adapter logged why
         if not job.forced and superseded():
             # Newer messages arrived while deciding: the next decision sees them all.
             return outcomes.SUPERSEDED, None

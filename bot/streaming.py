@@ -53,7 +53,7 @@ class ReplyStream:
         self.sent: SentMessage | None = None
         self.shown = ""  # the text the room sees now
         self.edits = 0
-        self._post_failed = False
+        self.post_failed = False
         self._typing = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> ReplyStream:
@@ -66,7 +66,7 @@ class ReplyStream:
     async def show(self, text: str) -> None:
         """The reply so far: the first words are posted, later text edits the post (throttled)."""
         text = text.strip()
-        if not text or text == self.shown or self._post_failed:
+        if not text or text == self.shown or self.post_failed:
             return
         if self.sent is None:
             if not self._may_post():
@@ -74,7 +74,7 @@ class ReplyStream:
             await self._typing.aclose()  # the post shows from now on that a reply is coming
             self.sent = await self._post(text)
             if self.sent is None:
-                self._post_failed = True  # the service sends the finished reply whole instead
+                self.post_failed = True  # recorded as a failed send; it is not tried again
                 return
             self.shown = text
             self._last_edit[self.channel.key] = time.monotonic()

@@ -68,7 +68,9 @@ class DiscordSender:
             # Editing never pings anyone again.
             await message.edit(content=text, allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as e:
-            log.warning("discord: editing reply %s in %s failed (%s %s)", sent.message_id, channel.key, e.status, e.text)
+            log.warning(
+                "discord: editing reply %s in %s failed (%s %s)", sent.message_id, channel.key, e.status, e.text
+            )
             return False
         return True
 

@@ -106,3 +106,12 @@ async def test_a_responder_failing_mid_reply_leaves_what_was_posted(make) -> Non
     shown = sender.edits[-1].text if sender.edits else sender.sent[0].text
     assert len(sender.sent) == 1 and LONG.startswith(shown) and shown != LONG
     assert r.events[-1].outcome == "sent" and r.stored()[-1].text == shown
+
+
+async def test_a_streamed_reply_whose_post_fails_is_not_sent_again(make) -> None:
+    sender = EditingSender(fail=True)
+    r = make(ScriptedRuntime(0.0, reply=LONG, word_delay_s=0.01), sender)
+    await r.say("@assistant tell me a long story")
+    await r.service.drain()
+    assert len(sender.posted_at) == 1 and sender.sent == [] and sender.edits == []
+    assert r.events[-1].outcome == "send_failed"
