@@ -1,4 +1,4 @@
-"""Shared fixtures: store URLs on SQLite and PostgreSQL, and a wired service."""
+"""Shared fixtures: store URLs on SQLite and PostgreSQL, and a migrated store on each."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.store import sqlite_url
+from bot.store import Store, sqlite_url
+from bot.store.migrate import upgrade
 
 POSTGRES_URL = os.environ.get("CHIME_TEST_POSTGRES_URL")
 
@@ -49,3 +50,12 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return sqlite_url(tmp_path / "chime.db")
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """A store migrated to head, once on SQLite and once on PostgreSQL; closed afterwards."""
+    upgrade(store_url)
+    s = Store(store_url)
+    yield s
+    s.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import func, inspect, select
 
 from bot.domain import ChannelRef, IncomingMessage
@@ -16,14 +15,6 @@ from bot.store.models import DecisionLabel
 CH = ChannelRef("test", "c1", "general")
 # The revision that adds decision_labels.
 LABELS_REVISION = "0008"
-
-
-@pytest.fixture
-def store(store_url: str):
-    upgrade(store_url)
-    s = Store(store_url)
-    yield s
-    s.close()
 
 
 def said(store: Store, mid: str, author: str = "ann", text: str = "what year did the wall fall?", **kw) -> int:

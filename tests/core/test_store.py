@@ -29,14 +29,6 @@ def msg(mid: str, author: str = "u1", text: str = "hello", channel: ChannelRef =
     )
 
 
-@pytest.fixture
-def store(store_url: str):
-    upgrade(store_url)
-    s = Store(store_url)
-    yield s
-    s.close()
-
-
 def test_redelivered_message_is_a_no_op(store: Store) -> None:
     ch = store.channel(CH)
     assert store.add_message(msg("m1"), channel_pk=ch.pk) is not None

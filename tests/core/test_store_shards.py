@@ -20,14 +20,6 @@ def msg(channel: ChannelRef, mid: str) -> IncomingMessage:
     return IncomingMessage(channel, mid, "u1", "Ann", "hello", datetime.now(UTC))
 
 
-@pytest.fixture
-def store(store_url: str):
-    upgrade(store_url)
-    s = Store(store_url)
-    yield s
-    s.close()
-
-
 def test_pending_and_read_back_cover_only_the_servers_served(store: Store) -> None:
     for ref in (GUILD_A, GUILD_B, DM):
         store.add_message(msg(ref, f"{ref.channel_id}-m"), channel_pk=store.channel(ref).pk)

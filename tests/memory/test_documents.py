@@ -33,14 +33,6 @@ Spare keys are in the grey box by reception; the box code is 9314.
 """
 
 
-@pytest.fixture
-def store(store_url: str):
-    upgrade(store_url)
-    s = Store(store_url)
-    yield s
-    s.close()
-
-
 def test_chunks_keep_paragraphs_under_their_heading() -> None:
     chunks = chunk(HANDBOOK, max_chars=80)
     assert chunks == [

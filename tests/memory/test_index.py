@@ -34,14 +34,6 @@ def msg(mid: str, body: str, channel: ChannelRef = CH, author: str = "jonas", at
     )  # fmt: skip
 
 
-@pytest.fixture
-def store(store_url: str):
-    upgrade(store_url)
-    s = Store(store_url)
-    yield s
-    s.close()
-
-
 def fill(store: Store, channel: ChannelRef, prefix: str, pk: int | None = None) -> int:
     """A channel with chatter (``pk``: an existing one); returns its key."""
     pk = pk or store.channel(channel).pk
