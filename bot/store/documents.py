@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from bot.domain import utcnow
+from bot.store.forget import CHUNKS_FTS
 from bot.store.models import MemoryChunk, MemoryDocument
 
 
@@ -29,16 +30,17 @@ class DocumentsMixin:
     """The store's documents: add (replacing one of the same name), list, delete."""
 
     _run: Callable[..., Any]
+    checkpoint: Callable[[str], None]
 
     def add_document(self, channel_pk: int, name: str, chunks: list[str], *, source: str, added_by: str) -> int:
         """Store a document's chunks for a channel, replacing a document of the same name; returns its chunks."""
         if not chunks:
             raise ValueError(f"document {name!r} has no text")
 
-        def fn(s: Session) -> int:
-            s.execute(
+        def fn(s: Session) -> tuple[int, bool]:
+            replaced = s.execute(
                 delete(MemoryDocument).where(MemoryDocument.channel_pk == channel_pk, MemoryDocument.name == name)
-            )
+            ).rowcount
             doc = MemoryDocument(channel_pk=channel_pk, name=name, source=source, added_by=added_by, added_at=utcnow())
             s.add(doc)
             s.flush()
@@ -46,9 +48,12 @@ class DocumentsMixin:
                 MemoryChunk(document_pk=doc.id, channel_pk=channel_pk, position=i, text=text)
                 for i, text in enumerate(chunks)
             )
-            return len(chunks)
+            return len(chunks), replaced > 0
 
-        return self._run("add_document", fn)
+        n, replaced = self._run("add_document", fn)
+        if replaced:  # the old text must not stay in the index or the log
+            self.checkpoint(CHUNKS_FTS)
+        return n
 
     def documents(self, channel_pk: int) -> list[DocumentInfo]:
         """The channel's documents, by name."""
@@ -79,4 +84,7 @@ class DocumentsMixin:
             s.delete(doc)
             return True
 
-        return self._run("delete_document", fn)
+        deleted = self._run("delete_document", fn)
+        if deleted:
+            self.checkpoint(CHUNKS_FTS)
+        return deleted

@@ -16,8 +16,9 @@ from bot.store.feedback import delete_labels_carried_by, delete_labels_from
 from bot.store.models import Channel, DecisionRecord, ForgottenMessage, Message
 
 log = logging.getLogger(__name__)
-# The SQLite memory index (migration 0007), rewritten after deletions.
+# The SQLite memory indexes (migrations 0007 and 0011), rewritten after deletions.
 MEMORY_FTS = "memory_messages_fts"
+CHUNKS_FTS = "memory_chunks_fts"
 T = TypeVar("T")
 
 
@@ -129,16 +130,19 @@ class ForgettingMixin:
 
         return self._run("is_known", fn)
 
-    def checkpoint(self) -> None:
-        """On SQLite, rewrite the memory index and empty the write-ahead log, so deleted text is not left in either."""
+    def checkpoint(self, index: str = MEMORY_FTS) -> None:
+        """On SQLite, rewrite a memory index (the messages' by default) and empty the write-ahead log.
+
+        So deleted text is left in neither.
+        """
         if self.engine.url.get_backend_name() != "sqlite":
             return
         try:
             with self.engine.connect() as conn:
                 # FTS5 records a deletion as a marker beside the old entry: merging every
                 # segment into one drops both (the freed pages are zeroed: secure_delete).
-                if conn.exec_driver_sql(f"SELECT 1 FROM sqlite_master WHERE name = '{MEMORY_FTS}'").first():
-                    conn.exec_driver_sql(f"INSERT INTO {MEMORY_FTS}({MEMORY_FTS}) VALUES ('optimize')")
+                if conn.exec_driver_sql(f"SELECT 1 FROM sqlite_master WHERE name = '{index}'").first():
+                    conn.exec_driver_sql(f"INSERT INTO {index}({index}) VALUES ('optimize')")
                     conn.commit()
                 busy, _, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
         except Exception as e:  # the deletion itself is committed; the log empties at the next checkpoint

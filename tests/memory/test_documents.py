@@ -90,6 +90,26 @@ def test_relearning_replaces_and_unlearning_deletes_from_the_index(store: Store)
     assert raw_chunk_hits(store, "9314") == 0
 
 
+def test_sqlite_files_keep_no_words_of_unlearnt_or_replaced_documents(tmp_path: Path) -> None:
+    from bot.store import sqlite_url
+
+    url = sqlite_url(tmp_path / "chime.db")
+    upgrade(url)
+    store = Store(url)
+    pk = store.channel(CH).pk
+    store.add_document(pk, "keep.md", ["The kettle is in the kitchen."], source="x", added_by="Ann")
+    store.add_document(pk, "safe.md", ["The safe opens with zanzibar77."], source="x", added_by="Ann")
+    store.add_document(pk, "wifi.md", ["The wifi password is quokkaberry."], source="x", added_by="Ann")
+    store.add_document(pk, "wifi.md", ["The wifi password changed."], source="x", added_by="Ann")
+    assert store.delete_document(pk, "safe.md")
+    for name in ("chime.db", "chime.db-wal"):
+        path = tmp_path / name
+        data = path.read_bytes() if path.exists() else b""
+        assert b"zanzibar77" not in data and b"quokkaberr" not in data, name
+    assert raw_chunk_hits(store, "kettle") == 1
+    store.close()
+
+
 async def test_learn_command_with_a_path_in_the_console_or_an_attachment(store_url: str, tmp_path: Path) -> None:
     upgrade(store_url)
     (tmp_path / "handbook.md").write_text(HANDBOOK)
