@@ -44,22 +44,26 @@ class SQLiteIndex:
         CHUNKS: text("SELECT count(*) FROM memory_chunks_fts WHERE memory_chunks_fts MATCH :q"),
     }
 
-    @staticmethod
-    def _match(terms: Sequence[str], channel_pk: int) -> str:
+    # The columns the words are looked for in: never the channel (a number equal to its key
+    # would match every message of the channel).
+    _WORD_COLUMNS = {MESSAGES: "{text display_name}", CHUNKS: "{text}"}
+
+    @classmethod
+    def _match(cls, source: str, terms: Sequence[str], channel_pk: int) -> str:
         # Terms are runs of letters and digits (bot/memory/terms.py); quoting makes each a plain word.
         words = " OR ".join(f'"{t}"' for t in terms)
-        return f'({words}) AND channel_pk : "{int(channel_pk)}"'
+        return f'{cls._WORD_COLUMNS[source]} : ({words}) AND channel_pk : "{int(channel_pk)}"'
 
     def candidates(
         self, conn: Connection, source: str, channel_pk: int, terms: Sequence[str], limit: int, before: int = NO_LIMIT
     ) -> list[int]:
         """The keys of the channel's best matches in ``source`` (messages below ``before``), best first."""
-        params = {"q": self._match(terms, channel_pk), "n": limit, "before": before}
+        params = {"q": self._match(source, terms, channel_pk), "n": limit, "before": before}
         return [r[0] for r in conn.execute(self._CANDIDATES[source], params)]
 
     def doc_freq(self, conn: Connection, source: str, channel_pk: int, term: str) -> int:
         """How many of the channel's indexed messages (or chunks) contain ``term``."""
-        return int(conn.execute(self._DF[source], {"q": self._match([term], channel_pk)}).scalar() or 0)
+        return int(conn.execute(self._DF[source], {"q": self._match(source, [term], channel_pk)}).scalar() or 0)
 
 
 class PostgresIndex:

@@ -204,3 +204,14 @@ def test_a_batch_skips_known_and_forgotten_messages_and_is_indexed(store: Store)
     assert store.add_messages(batch, channel_pk=pk) == 1
     assert [m.text for m in store.all_messages(pk)] == ["first", "the locker code is 5151"]
     assert ids(Memory(store.engine).search(pk, "locker code")) == ["$b"]
+
+
+def test_a_number_equal_to_the_channel_key_matches_only_the_messages_that_say_it(store: Store) -> None:
+    from bot.memory.lexical import MESSAGES, index_for
+
+    pk = fill(store, CH, "$g")
+    store.add_message(msg("$gate", f"the gate code is {pk} then star"), channel_pk=pk)
+    index = index_for(store.engine.dialect.name)
+    with store.engine.connect() as conn:
+        assert index.doc_freq(conn, MESSAGES, pk, str(pk)) == 1
+        assert index.candidates(conn, MESSAGES, pk, [str(pk)], 10) == [store.get_message("matrix", "$gate").pk]
