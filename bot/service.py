@@ -542,6 +542,8 @@ class ConversationService:
         if not days:
             return 0, 0
         counts = await self.db(self.store.purge_before, utcnow() - timedelta(days=days))
+        if counts[0]:
+            self.planner.forget_texts()  # remembered by text: a purged message's count must not linger
         if counts != (0, 0):
             log.info("retention: purged %d messages and %d decisions older than %d days", *counts, days)
         return counts

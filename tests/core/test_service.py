@@ -388,9 +388,12 @@ async def test_retention_purge(make) -> None:
     h.service.store.add_message(old, channel_pk=h.service.store.channel(CH).pk)  # stored while it was recent
     await h.say("recent")
     await h.service.drain()
+    assert h.service.planner.count_tokens.cache_info().currsize == 2  # both were in the window
     messages, _ = await h.service.purge_expired()
     assert messages == 1
     assert [m.text for m in h.stored()] == ["recent"]
+    # Token counts are remembered by text: the purged message's must not stay in memory.
+    assert h.service.planner.count_tokens.cache_info().currsize == 0
 
 
 async def test_close_finishes_the_running_decision_and_leaves_the_waiting_one(make, caplog) -> None:
