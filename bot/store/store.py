@@ -235,7 +235,11 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin, DocumentsMixin):
                     row.server_id = ref.server  # a channel stored before servers were recorded
             return _settings(row)
 
-        return self._run("channel", fn)
+        try:
+            return self._run("channel", fn)
+        except IntegrityError:
+            # First seen on two threads (or processes) at once: the other one created it.
+            return self._run("channel", fn)
 
     def update_channel(self, ref: ChannelRef, **fields: object) -> ChannelSettings:
         """Change settings (enabled, muted, talkativeness, history_size) of a known channel."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -62,3 +64,18 @@ def test_processes_migrating_one_database_together_all_succeed(postgres_url: str
         p.join(120)
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
     assert current_revision(postgres_url) == head_revision()
+
+
+def test_a_new_channel_seen_on_several_threads_at_once_is_created_once(store: Store) -> None:
+    # PostgreSQL's store calls run on several threads: a command and a message may both be
+    # the first sight of a channel.
+    ref = ChannelRef("discord", "n1", "guild a #new", "100")
+    barrier = threading.Barrier(8)
+
+    def first_sight(_: int) -> int:
+        barrier.wait(10)
+        return store.channel(ref).pk
+
+    with ThreadPoolExecutor(8) as pool:
+        pks = list(pool.map(first_sight, range(8)))
+    assert len(set(pks)) == 1
