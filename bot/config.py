@@ -151,6 +151,18 @@ class MemoryConfig(_Section):
     # Per channel key (platform:channel_id), a folder of Markdown and text files it knows.
     knowledge: dict[str, Path] = Field(default_factory=dict)
 
+    @field_validator("knowledge")
+    @classmethod
+    def _channel_keys(cls, v: dict[str, Path]) -> dict[str, Path]:
+        # A key that names no channel would file its documents under a channel nobody talks in.
+        wrong = [key for key in v if not all(key.partition(":")[::2])]
+        if wrong:
+            raise ValueError(
+                f"{', '.join(map(repr, wrong))}: a key is a channel's platform:channel_id "
+                "(console:console, matrix:!room:example.org, discord:CHANNEL_ID)"
+            )
+        return v
+
 
 class ConsoleConfig(_Section):
     """The terminal group chat."""

@@ -148,3 +148,11 @@ def test_discord_shards_are_checked(discord: dict, error: str) -> None:
 def test_discord_shards_of_one_process() -> None:
     cfg = parse_config({"adapters": {"discord": {"shard_count": 4, "shard_ids": [1, 3]}}}).adapters.discord
     assert (cfg.shard_count, cfg.shard_ids) == (4, [1, 3])
+
+
+def test_knowledge_folders_are_keyed_by_platform_and_channel() -> None:
+    ok = parse_config({"memory": {"knowledge": {"matrix:!abc:example.org": "/srv/kb", "discord:123": "/srv/kb2"}}})
+    assert set(ok.memory.knowledge) == {"matrix:!abc:example.org", "discord:123"}
+    for key in ("general", ":123", "discord:"):
+        with pytest.raises(ConfigError, match=r"memory\.knowledge: .*platform:channel_id"):
+            parse_config({"memory": {"knowledge": {key: "/srv/kb"}}}, "x.yaml")
