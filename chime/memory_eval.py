@@ -223,8 +223,10 @@ def evaluate(
                     d = v.DenseChannels(embedder, line.channels)
                     retrieve = v.dense(d) if retrieval == "dense" else v.hybrid(d, memory, keys)
                 results += score_line(line, retrieve, runtime, k, min_cov)
+                print(f"\rchime eval --answers: line {line.number}, {len(results)} questions", end="", file=sys.stderr)
             finally:
                 store.close()
+    print(file=sys.stderr)
     return {**metrics(results), "retrieval": retrieval, "results": results}
 
 
