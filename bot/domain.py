@@ -121,8 +121,14 @@ class Attachment:
 
     name: str
     data: bytes
-    # Where it came from, kept with the document ("discord attachment 123", "matrix event $e").
+    # Where it came from, kept with the document ("discord attachment 123", or
+    # ``message_source(...)`` for a person's message, so that deleting it deletes the document).
     source: str
+
+
+def message_source(platform: str, message_id: str) -> str:
+    """The ``source`` of a document taught from a person's message: deleting the message deletes it too."""
+    return f"{platform} message {message_id}"
 
 
 @dataclass(frozen=True)

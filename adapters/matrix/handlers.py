@@ -34,7 +34,7 @@ from nio.responses import RoomInfo
 
 from adapters.matrix.events import PLATFORM, annotation, inviter_allowed, message_text, relation, timestamp, to_incoming
 from bot.config import MatrixConfig
-from bot.domain import Attachment, ChannelRef, CommandContext, IncomingMessage, IncomingReaction
+from bot.domain import Attachment, ChannelRef, CommandContext, IncomingMessage, IncomingReaction, message_source
 from bot.service import ConversationService
 
 log = logging.getLogger(__name__)
@@ -332,7 +332,8 @@ class SyncHandler:
         if isinstance(resp, RoomGetEventError):
             log.warning("matrix: the event %s to learn cannot be read: %s", event_id, resp)
             return None
-        event, source = resp.event, f"matrix event {event_id}"
+        # A person's message (text or file): their forget-me or a redaction takes the document with it.
+        event, source = resp.event, message_source("matrix", event_id)
         if isinstance(event, RoomMessageText):
             return Attachment(f"message {event_id}.txt", event.body.encode("utf-8"), source)
         if isinstance(event, RoomMessageFile):

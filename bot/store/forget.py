@@ -11,9 +11,9 @@ from sqlalchemy import ColumnElement, delete, exists, insert, literal, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bot.domain import utcnow
+from bot.domain import message_source, utcnow
 from bot.store.feedback import delete_labels_carried_by, delete_labels_from
-from bot.store.models import Channel, DecisionRecord, ForgottenMessage, Message
+from bot.store.models import Channel, DecisionRecord, ForgottenMessage, MemoryChunk, MemoryDocument, Message
 
 log = logging.getLogger(__name__)
 # The SQLite memory indexes (migrations 0007 and 0011), rewritten after deletions.
@@ -27,8 +27,25 @@ def is_forgotten(s: Session, platform: str, message_id: str) -> bool:
     return s.get(ForgottenMessage, (platform, message_id)) is not None
 
 
+def _delete_taught_documents(s: Session, sources: list[str]) -> int:
+    """Delete the documents taught from these messages (``message_source``), chunks first; returns how many."""
+    n = 0
+    for start in range(0, len(sources), 500):  # bounded IN lists
+        docs = select(MemoryDocument.id).where(MemoryDocument.source.in_(sources[start : start + 500]))
+        # Chunks first: SQLite's triggers take them out of the index one by one.
+        s.execute(delete(MemoryChunk).where(MemoryChunk.document_pk.in_(docs)))
+        n += s.execute(delete(MemoryDocument).where(MemoryDocument.id.in_(docs))).rowcount
+    return n
+
+
 def _delete_messages(s: Session, where: ColumnElement[bool]) -> int:
-    """Tombstone, then delete, the messages matching ``where``; returns how many."""
+    """Tombstone, then delete, the messages matching ``where`` and the documents taught from them.
+
+    Returns how many messages; a document taught from one of them sets ``s.info["taught"]``.
+    """
+    rows = s.execute(select(Message.platform, Message.platform_message_id).where(where))
+    if _delete_taught_documents(s, [message_source(p, m) for p, m in rows]):
+        s.info["taught"] = True
     s.execute(
         insert(ForgottenMessage).from_select(
             ["platform", "platform_message_id", "forgotten_at"],
@@ -55,41 +72,41 @@ class ForgettingMixin:
         A deleted reaction (a Matrix redaction names only the event) takes the label it carried with it.
         """
 
-        def fn(s: Session) -> bool:
+        def fn(s: Session) -> tuple[bool, bool]:
             delete_labels_carried_by(s, platform, message_id)
             deleted = _delete_messages(s, (Message.platform == platform) & (Message.platform_message_id == message_id))
             if not deleted and not is_forgotten(s, platform, message_id):
                 # A deletion can come before the message (a read-back in another order): keep it out.
                 s.add(ForgottenMessage(platform=platform, platform_message_id=message_id, forgotten_at=utcnow()))
-            return deleted > 0
+            return deleted > 0, s.info.get("taught", False)
 
-        deleted = self._run("delete_message", fn)
-        if deleted:
-            self.checkpoint()
+        deleted, taught = self._run("delete_message", fn)
+        self._rewrite_indexes(deleted, taught)
         return deleted
 
     def clear_channel(self, channel_pk: int) -> int:
         """Delete a channel's messages and decisions; returns the number of messages deleted."""
 
-        def fn(s: Session) -> int:
+        def fn(s: Session) -> tuple[int, bool]:
             s.execute(delete(DecisionRecord).where(DecisionRecord.channel_pk == channel_pk))
-            return _delete_messages(s, Message.channel_pk == channel_pk)
+            return _delete_messages(s, Message.channel_pk == channel_pk), s.info.get("taught", False)
 
-        n = self._run("clear_channel", fn)
-        self.checkpoint()
+        n, taught = self._run("clear_channel", fn)
+        self._rewrite_indexes(True, taught)
         return n
 
     def forget_author(self, platform: str, author_id: str) -> int:
         """Delete every message a person wrote on a platform, the decisions on them, and the labels they gave."""
 
-        def fn(s: Session) -> int:
+        def fn(s: Session) -> tuple[int, bool]:
             delete_labels_from(s, platform, author_id)
             ids = select(Message.id).where(Message.platform == platform, Message.author_id == author_id)
             s.execute(delete(DecisionRecord).where(DecisionRecord.message_pk.in_(ids)))
-            return _delete_messages(s, (Message.platform == platform) & (Message.author_id == author_id))
+            n = _delete_messages(s, (Message.platform == platform) & (Message.author_id == author_id))
+            return n, s.info.get("taught", False)
 
-        n = self._run("forget_author", fn)
-        self.checkpoint()
+        n, taught = self._run("forget_author", fn)
+        self._rewrite_indexes(True, taught)
         return n
 
     def author_channel_keys(self, platform: str, author_id: str) -> list[str]:
@@ -109,15 +126,14 @@ class ForgettingMixin:
     def purge_before(self, cutoff: datetime) -> tuple[int, int]:
         """Delete messages and decisions older than ``cutoff``; returns (messages, decisions)."""
 
-        def fn(s: Session) -> tuple[int, int]:
+        def fn(s: Session) -> tuple[int, int, bool]:
             d = s.execute(delete(DecisionRecord).where(DecisionRecord.created_at < cutoff)).rowcount
             m = _delete_messages(s, Message.created_at < cutoff)
-            return m, d
+            return m, d, s.info.get("taught", False)
 
-        counts = self._run("purge_before", fn)
-        if counts[0]:
-            self.checkpoint()
-        return counts
+        m, d, taught = self._run("purge_before", fn)
+        self._rewrite_indexes(m > 0, taught)
+        return m, d
 
     def is_known(self, platform: str, message_id: str) -> bool:
         """Whether a message was stored or deleted before (a read-back stops at the first known one)."""
@@ -129,6 +145,13 @@ class ForgettingMixin:
             return stored is not None or is_forgotten(s, platform, message_id)
 
         return self._run("is_known", fn)
+
+    def _rewrite_indexes(self, messages: bool, documents: bool) -> None:
+        """After deletions on SQLite: rewrite the indexes that held deleted text, and empty the log."""
+        if messages:
+            self.checkpoint()
+        if documents:
+            self.checkpoint(CHUNKS_FTS)
 
     def checkpoint(self, index: str = MEMORY_FTS) -> None:
         """On SQLite, rewrite a memory index (the messages' by default) and empty the write-ahead log.

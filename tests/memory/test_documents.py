@@ -147,3 +147,41 @@ async def test_knowledge_folders_are_read_at_start(store_url: str, tmp_path: Pat
         assert svc.memory.search(pk, "which night do the bins go out?")[0].document == "sub/rota.txt"
     finally:
         await svc.close()
+
+
+def _said(store: Store, mid: str, author: str, text: str) -> None:
+    from datetime import UTC, datetime
+
+    from bot.domain import IncomingMessage
+
+    ch = store.channel(CH)
+    store.add_message(
+        IncomingMessage(CH, mid, author, author.title(), text, created_at=datetime.now(UTC)), channel_pk=ch.pk
+    )
+
+
+@pytest.mark.parametrize("how", ["forget-me", "deletion", "forget", "retention"])
+def test_a_document_taught_from_a_message_goes_with_the_message(store: Store, how: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.domain import message_source
+
+    pk = store.channel(CH).pk
+    _said(store, "$alarm", "@bob:x", "my home alarm code is 4455")
+    _said(store, "$kettle", "@ann:x", "the kettle is in the kitchen")
+    # An admin taught both messages (as `!assistant learn` replying to them does on Matrix).
+    for mid, said in (("$alarm", "my home alarm code is 4455"), ("$kettle", "the kettle is in the kitchen")):
+        store.add_document(pk, f"message {mid}.txt", [said], source=message_source("matrix", mid), added_by="Ann")
+    if how == "forget-me":
+        store.forget_author("matrix", "@bob:x")
+    elif how == "deletion":
+        store.delete_message("matrix", "$alarm")
+    elif how == "forget":
+        store.clear_channel(pk)
+    else:
+        store.purge_before(datetime.now(UTC) + timedelta(seconds=1))
+    assert raw_chunk_hits(store, "4455") == 0
+    assert Memory(store.engine).search(pk, "what was bob's alarm code?") == []
+    kept = [d.name for d in store.documents(pk)]
+    # Ann's message goes only where her message went too.
+    assert kept == ([] if how in ("forget", "retention") else ["message $kettle.txt"])
