@@ -95,6 +95,8 @@ class Decision:
     # ``send_failed``: posting its first words failed (it is not sent again).
     sent: SentMessage | None = None
     send_failed: bool = False
+    # The stored messages the reply quotes or rests on (memory): deleting one deletes the reply.
+    sources: tuple[int, ...] = ()
 
 
 class ReplySender(Protocol):

@@ -32,6 +32,16 @@ class Written:
     sent: SentMessage | None = None
     # Streaming tried to post its first words and could not: it is not sent again.
     send_failed: bool = False
+    # The stored messages a reply from memory rests on.
+    sources: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """A reply from the channel's memory and the stored messages it rests on."""
+
+    text: str
+    sources: tuple[int, ...] = ()
 
 
 class Responder:
@@ -66,7 +76,7 @@ class Responder:
         sender: ReplySender | None,
         reply_to: IncomingMessage | None,
         may_post: Callable[[], bool],
-        remember: Callable[[], Awaitable[str | None]] | None = None,
+        remember: Callable[[], Awaitable[Remembered | None]] | None = None,
     ) -> Written:
         """The reply under "typing": from ``remember`` if it has one, else the responder's, streamed if possible."""
         if sender is None or reply_to is None or not self.stream_interval_s or not can_edit(sender):
@@ -74,14 +84,14 @@ class Responder:
             async with typing:
                 remembered = await remember() if remember is not None else None
                 if remembered is not None:
-                    return Written(remembered, Timings())
+                    return Written(remembered.text, Timings(), sources=remembered.sources)
                 text, timings = await self.reply(channel.key, window)
             return Written(text, timings)
         stream = ReplyStream(sender, channel, reply_to, self.stream_interval_s, self._last_edit, may_post)  # type: ignore[arg-type]
         async with stream:
             remembered = await remember() if remember is not None else None
             if remembered is not None:
-                return Written(remembered, Timings())
+                return Written(remembered.text, Timings(), sources=remembered.sources)
             text, timings = await self._stream(channel.key, window, stream.show)
             sent = await stream.finish(text)
         if sent is None:

@@ -36,7 +36,7 @@ from bot.memory.intent import RECALL, past_question
 from bot.memory.knowledge import load_knowledge
 from bot.memory.respond import aanswer
 from bot.operations import Operations
-from bot.responding import Responder
+from bot.responding import Remembered, Responder
 from bot.scheduler import ChannelScheduler, Job
 from bot.store import ChannelSettings, DecisionRow, Store, StoreError
 from bot.window import WindowPlanner
@@ -389,7 +389,7 @@ class ConversationService:
         )
         try:
             # The reply and the outcome in one transaction: a restart sees both or neither.
-            await self.db(self.store.record_decision, settings.pk, row, own)
+            await self.db(self.store.record_decision, settings.pk, row, own, decision.sources if own else ())
         except StoreError as e:
             log.error("decision in %s not recorded: %s", ref.key, e)
         self._notify(DecisionEvent(ref, msg, decision, outcome, own.text if own else None))
@@ -435,7 +435,7 @@ class ConversationService:
         remember = (lambda: self._remember(ref, window, recall)) if recall is not None else None
         w = await self._responder.write(ref, window, sender, target, lambda: forced or not superseded(), remember)
         timings = scored.timings + w.timings
-        return Decision(scored.p_speak, True, w.text, forced, threshold, timings, w.sent, w.send_failed)
+        return Decision(scored.p_speak, True, w.text, forced, threshold, timings, w.sent, w.send_failed, w.sources)
 
     async def _score(self, ref: ChannelRef, window: list, forced: bool) -> Score | None:
         """The decider's score; None when it failed on a forced turn (an unforced one raises)."""
@@ -454,7 +454,7 @@ class ConversationService:
         members = tuple({t.name for t in window if t.role == "user"})
         return past_question(window[-1].content, members)
 
-    async def _remember(self, ref: ChannelRef, window: list, recall: tuple[int, int]) -> str | None:
+    async def _remember(self, ref: ChannelRef, window: list, recall: tuple[int, int]) -> Remembered | None:
         """The grounded reply to a question about the channel's past; None when the model alone answers."""
         kind = self._about_past(window)
         if self.memory is None or kind is None:
@@ -471,7 +471,9 @@ class ConversationService:
             return None  # "what's the capital of Peru again?" is not about the group
         grounded = await aanswer(self.responder, ref.key, window, passages, min_coverage)
         log.info("memory in %s: %s", ref.key, "found" if grounded.found else "nothing found")
-        return grounded.text
+        source = grounded.source.message_pk if grounded.source is not None else None
+        # Kept with the reply: deleting the message it repeats deletes the reply too.
+        return Remembered(grounded.text, (source,) if source is not None else ())
 
     def _put_to_other(self, window: list) -> bool:
         """The window's last message opens by (or ends) addressing another person present in it."""

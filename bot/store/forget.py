@@ -13,7 +13,15 @@ from sqlalchemy.orm import Session
 
 from bot.domain import message_source, utcnow
 from bot.store.feedback import delete_labels_carried_by, delete_labels_from
-from bot.store.models import Channel, DecisionRecord, ForgottenMessage, MemoryChunk, MemoryDocument, Message
+from bot.store.models import (
+    Channel,
+    DecisionRecord,
+    ForgottenMessage,
+    MemoryChunk,
+    MemoryDocument,
+    Message,
+    ReplySource,
+)
 
 log = logging.getLogger(__name__)
 # The SQLite memory indexes (migrations 0007 and 0011), rewritten after deletions.
@@ -46,6 +54,18 @@ def _delete_messages(s: Session, where: ColumnElement[bool]) -> int:
     rows = s.execute(select(Message.platform, Message.platform_message_id).where(where))
     if _delete_taught_documents(s, [message_source(p, m) for p, m in rows]):
         s.info["taught"] = True
+    # The assistant's replies that quote these messages (or rest on them) go with them.
+    quoting = s.scalars(
+        select(ReplySource.reply_pk).where(ReplySource.source_pk.in_(select(Message.id).where(where)))
+    ).all()
+    n = _tombstone_and_delete(s, where)
+    if quoting:
+        _tombstone_and_delete(s, Message.id.in_(quoting))
+    return n
+
+
+def _tombstone_and_delete(s: Session, where: ColumnElement[bool]) -> int:
+    """Tombstone, then delete, the messages matching ``where``; returns how many."""
     s.execute(
         insert(ForgottenMessage).from_select(
             ["platform", "platform_message_id", "forgotten_at"],

@@ -188,6 +188,15 @@ class PlatformState(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class ReplySource(Base):
+    """A message that one of the assistant's replies quotes or rests on (deleting it deletes the reply)."""
+
+    __tablename__ = "reply_sources"
+
+    reply_pk: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    source_pk: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
 class MemoryDocument(Base):
     """A document a channel knows (taught by an admin or read from its knowledge folder)."""
 
@@ -197,7 +206,7 @@ class MemoryDocument(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel_pk: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(NulFreeString(255))
-    # Where it came from: a file path, "discord attachment", "matrix event $id", ...
+    # Where it came from: a file path, "discord attachment 123", "matrix message $id" (bot.domain.message_source).
     source: Mapped[str] = mapped_column(NulFreeString(1024))
     added_by: Mapped[str] = mapped_column(NulFreeString(255))
     added_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ from bot.domain import ChannelRef, IncomingMessage, utcnow
 from bot.store.documents import DocumentsMixin
 from bot.store.feedback import FeedbackMixin
 from bot.store.forget import ForgettingMixin, is_forgotten
-from bot.store.models import Channel, DecisionRecord, ForgottenMessage, Message, PlatformState
+from bot.store.models import Channel, DecisionRecord, ForgottenMessage, Message, PlatformState, ReplySource
 from bot.store.pending import OutcomesMixin
 
 log = logging.getLogger(__name__)
@@ -398,12 +398,18 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin, DocumentsMixin):
 
     # --- decisions --------------------------------------------------------------
 
-    def record_decision(self, channel_pk: int, row: DecisionRow, reply: IncomingMessage | None = None) -> None:
-        """Keep one decision, its message's outcome and the reply it sent, all in one transaction."""
+    def record_decision(
+        self, channel_pk: int, row: DecisionRow, reply: IncomingMessage | None = None, sources: Sequence[int] = ()
+    ) -> None:
+        """Keep one decision, its message's outcome and the reply it sent (with the messages it rests on), at once."""
 
         def fn(s: Session) -> None:
             if reply is not None:
-                self._insert_message(s, _message_row(reply, channel_pk, True, False, outcomes.OWN))
+                reply_pk = self._insert_message(s, _message_row(reply, channel_pk, True, False, outcomes.OWN))
+                # A source deleted meanwhile is gone from the store: nothing to link (the FK would refuse it).
+                known = s.scalars(select(Message.id).where(Message.id.in_(sources))).all() if sources else []
+                if reply_pk is not None:
+                    s.add_all(ReplySource(reply_pk=reply_pk, source_pk=pk) for pk in known)
             s.add(DecisionRecord(channel_pk=channel_pk, created_at=utcnow(), **row.__dict__))
             if row.message_pk is not None:
                 s.execute(update(Message).where(Message.id == row.message_pk).values(outcome=row.outcome))

@@ -83,3 +83,23 @@ async def test_memory_can_be_turned_off(run) -> None:  # noqa: ANN001
     await say(service, "old1", "the wifi password is bluefish42", "Jonas")
     await say(service, "$q", "@assistant what was the wifi password again?", "Ann")
     assert [s.text for s in sender.sent] == ["No idea."]
+
+
+async def test_a_quote_goes_with_the_message_it_quotes(run) -> None:  # noqa: ANN001
+    service, sender = await run(ScriptedRuntime(0.0, reply="The wifi password is hunter2."))
+    await say(service, "old1", "the wifi password is bluefish42", "Jonas")
+    await say(service, "$q", "@assistant what was the wifi password again?", "Ann")
+    [sent] = sender.sent
+    assert "bluefish42" in sent.text
+    store = service.store
+    pk = store.channel(CH).pk
+
+    def texts() -> list[str]:
+        return [m.text for m in store.all_messages(pk)]
+
+    assert any("bluefish42" in t for t in texts())  # the reply, as the store keeps it
+    # Jonas asks to be forgotten: his words must not stay behind in the assistant's quote.
+    assert store.forget_author("matrix", "jonas") == 1
+    assert not any("bluefish42" in t for t in texts())
+    assert texts() == ["@assistant what was the wifi password again?"]
+    assert store.is_known("matrix", "bot-1")  # tombstoned: a read-back never stores it again
