@@ -64,7 +64,9 @@ async def stream(service: ConversationService) -> dict[str, IncomingMessage]:
 @pytest.mark.timeout(90)
 async def test_200_messages_in_10_s_each_end_once_and_each_question_is_answered_once(store_url: str) -> None:
     upgrade(store_url)
-    runtime = ScriptedRuntime(p_speak, reply=lambda w: f"re: {w[-1].content}", delay_s=0.05)
+    # 0.1 s a score: 10 decisions a second at most, half the arrival rate, so newer
+    # messages must supersede waiting ones however fast the rest of the machine is.
+    runtime = ScriptedRuntime(p_speak, reply=lambda w: f"re: {w[-1].content}", delay_s=0.1)
     service = ConversationService(Store(store_url), runtime, parse_config({}))
     sender = RecordingSender()
     service.register("test", sender)
