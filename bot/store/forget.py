@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import ColumnElement, delete, exists, insert, literal, select
 from sqlalchemy.engine import Engine
@@ -46,14 +46,17 @@ def _delete_taught_documents(s: Session, sources: list[str]) -> int:
     return n
 
 
-def _delete_messages(s: Session, where: ColumnElement[bool]) -> int:
-    """Tombstone, then delete, the messages matching ``where`` and the documents taught from them.
+class Deleted(NamedTuple):
+    """What a deletion took: people's messages, and documents taught from them."""
 
-    Returns how many messages; a document taught from one of them sets ``s.info["taught"]``.
-    """
+    messages: int
+    documents: int
+
+
+def _delete_messages(s: Session, where: ColumnElement[bool]) -> Deleted:
+    """Tombstone, then delete, the messages matching ``where`` and the documents taught from them."""
     rows = s.execute(select(Message.platform, Message.platform_message_id).where(where))
-    if _delete_taught_documents(s, [message_source(p, m) for p, m in rows]):
-        s.info["taught"] = True
+    documents = _delete_taught_documents(s, [message_source(p, m) for p, m in rows])
     # The assistant's replies that quote these messages (or rest on them) go with them.
     quoting = s.scalars(
         select(ReplySource.reply_pk).where(ReplySource.source_pk.in_(select(Message.id).where(where)))
@@ -61,7 +64,7 @@ def _delete_messages(s: Session, where: ColumnElement[bool]) -> int:
     n = _tombstone_and_delete(s, where)
     if quoting:
         _tombstone_and_delete(s, Message.id.in_(quoting))
-    return n
+    return Deleted(n, documents)
 
 
 def _tombstone_and_delete(s: Session, where: ColumnElement[bool]) -> int:
@@ -92,42 +95,41 @@ class ForgettingMixin:
         A deleted reaction (a Matrix redaction names only the event) takes the label it carried with it.
         """
 
-        def fn(s: Session) -> tuple[bool, bool]:
+        def fn(s: Session) -> Deleted:
             delete_labels_carried_by(s, platform, message_id)
             deleted = _delete_messages(s, (Message.platform == platform) & (Message.platform_message_id == message_id))
-            if not deleted and not is_forgotten(s, platform, message_id):
+            if not deleted.messages and not is_forgotten(s, platform, message_id):
                 # A deletion can come before the message (a read-back in another order): keep it out.
                 s.add(ForgottenMessage(platform=platform, platform_message_id=message_id, forgotten_at=utcnow()))
-            return deleted > 0, s.info.get("taught", False)
+            return deleted
 
-        deleted, taught = self._run("delete_message", fn)
-        self._rewrite_indexes(deleted, taught)
-        return deleted
+        deleted = self._run("delete_message", fn)
+        self._rewrite_indexes(deleted.messages > 0, deleted.documents > 0)
+        return deleted.messages > 0
 
     def clear_channel(self, channel_pk: int) -> int:
         """Delete a channel's messages and decisions; returns the number of messages deleted."""
 
-        def fn(s: Session) -> tuple[int, bool]:
+        def fn(s: Session) -> Deleted:
             s.execute(delete(DecisionRecord).where(DecisionRecord.channel_pk == channel_pk))
-            return _delete_messages(s, Message.channel_pk == channel_pk), s.info.get("taught", False)
+            return _delete_messages(s, Message.channel_pk == channel_pk)
 
-        n, taught = self._run("clear_channel", fn)
-        self._rewrite_indexes(True, taught)
-        return n
+        deleted = self._run("clear_channel", fn)
+        self._rewrite_indexes(True, deleted.documents > 0)
+        return deleted.messages
 
     def forget_author(self, platform: str, author_id: str) -> int:
         """Delete every message a person wrote on a platform, the decisions on them, and the labels they gave."""
 
-        def fn(s: Session) -> tuple[int, bool]:
+        def fn(s: Session) -> Deleted:
             delete_labels_from(s, platform, author_id)
             ids = select(Message.id).where(Message.platform == platform, Message.author_id == author_id)
             s.execute(delete(DecisionRecord).where(DecisionRecord.message_pk.in_(ids)))
-            n = _delete_messages(s, (Message.platform == platform) & (Message.author_id == author_id))
-            return n, s.info.get("taught", False)
+            return _delete_messages(s, (Message.platform == platform) & (Message.author_id == author_id))
 
-        n, taught = self._run("forget_author", fn)
-        self._rewrite_indexes(True, taught)
-        return n
+        deleted = self._run("forget_author", fn)
+        self._rewrite_indexes(True, deleted.documents > 0)
+        return deleted.messages
 
     def author_channel_keys(self, platform: str, author_id: str) -> list[str]:
         """The keys (``platform:channel_id``) of the channels where a person has stored messages."""
@@ -146,14 +148,13 @@ class ForgettingMixin:
     def purge_before(self, cutoff: datetime) -> tuple[int, int]:
         """Delete messages and decisions older than ``cutoff``; returns (messages, decisions)."""
 
-        def fn(s: Session) -> tuple[int, int, bool]:
+        def fn(s: Session) -> tuple[Deleted, int]:
             d = s.execute(delete(DecisionRecord).where(DecisionRecord.created_at < cutoff)).rowcount
-            m = _delete_messages(s, Message.created_at < cutoff)
-            return m, d, s.info.get("taught", False)
+            return _delete_messages(s, Message.created_at < cutoff), d
 
-        m, d, taught = self._run("purge_before", fn)
-        self._rewrite_indexes(m > 0, taught)
-        return m, d
+        deleted, d = self._run("purge_before", fn)
+        self._rewrite_indexes(deleted.messages > 0, deleted.documents > 0)
+        return deleted.messages, d
 
     def is_known(self, platform: str, message_id: str) -> bool:
         """Whether a message was stored or deleted before (a read-back stops at the first known one)."""
