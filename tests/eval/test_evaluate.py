@@ -99,6 +99,23 @@ def test_text_report_and_sweep_png(
     assert "rules" in out and "targets" in out
 
 
+def test_turns_file_lists_every_human_turn_with_its_decision_inputs(
+    small_data: Path, rules_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "turns.jsonl"
+    argv = [str(small_data), "--config", str(rules_config), "--json", "--threshold", "0.2", "--no-baselines"]
+    report = _run_json(capsys, [*argv, "--turns", str(out)])
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    humans = [m for conv in load_conversations(small_data) for m in conv if m["role"] == "user"]
+    assert report["turns_file"] == str(out) and len(rows) == report["turns"] == len(humans)
+    assert [r["content"] for r in rows] == [m["content"] for m in humans]
+    assert sum(r["gold_speak"] for r in rows) == report["speak_turns"]
+    # The file holds what the metrics are computed from: the same decisions at the same threshold.
+    spoke = [r["forced"] or (not r["to_other"] and r["p_speak"] >= 0.2) for r in rows]
+    assert sum(s and r["gold_speak"] for s, r in zip(spoke, rows, strict=True)) == report["tp"]
+    assert sum(s and not r["gold_speak"] for s, r in zip(spoke, rows, strict=True)) == report["fp"]
+
+
 def test_no_human_turns_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n\n", encoding="utf-8")

@@ -116,3 +116,25 @@ def test_a_packed_sequence_never_predicts_its_first_token_from_the_previous_one(
     assert len(starts) == 3
     assert all(row.labels[i] == IGNORE for i in starts)
     assert sorted(x for x in row.labels if x != IGNORE) == [2, 3, 5, 7, 8]
+
+
+@pytest.mark.parametrize("template", ["chatml", "llama2", "zephyr", "openchat"])
+def test_decision_tokens_are_the_marker_of_each_assistant_turn(template, smollm2_tokenizer, sp_tokenizers) -> None:
+    """The tokens marked as the decision spell each turn's "(response" / "(silence" and nothing after it."""
+    tok = _tokenizer(template, smollm2_tokenizer, sp_tokenizers)
+    msgs = conversation_messages(CONVERSATION)
+    enc = encode_conversation(tok, msgs)
+    assert len(enc.decision) == len(enc.input_ids)
+    runs, current = [], []
+    for tid, marked, lab in zip(enc.input_ids, enc.decision, enc.labels, strict=True):
+        if marked:
+            assert lab == tid  # a decision token always carries a loss
+            current.append(tid)
+        elif current:
+            runs.append(current)
+            current = []
+    assert len(runs) == 3
+    decoded = [tok.decode(r).strip() for r in runs]
+    assert decoded == ["(silence", "(response", "(silence"] or all(
+        d.startswith(("(silence", "(response")) and len(d) <= len("(response)") + 1 for d in decoded
+    )

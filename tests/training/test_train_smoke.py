@@ -102,3 +102,23 @@ def test_resume_refuses_a_checkpoint_from_another_plan(tmp_path: Path) -> None:
     other = TrainConfig.model_validate(raw)
     with pytest.raises(ConfigError, match=r"cannot resume, the run changed: data\.max_length"):
         Trainer(prepare(other), other).resume()
+
+
+def test_decision_weight_adds_weight_on_the_marker_tokens_only(tmp_path: Path) -> None:
+    """With decision_weight w, the loss is the plain loss plus (w - 1) times the markers' own cross-entropy."""
+    from training.fit.batching import collate, make_rows
+    from training.fit.trainer import batch_loss
+
+    cfg = _config(tmp_path / "run", max_steps=1)
+    prep = prepare(cfg)
+    seq = prep.train[0]
+    batch = collate(make_rows([seq], cfg.data.max_length, packing=False, seed=0), prep.tokenizer.pad_token_id)
+    with torch.no_grad():
+        plain, n = batch_loss(prep.model, batch, prep.device)
+        weighted, n_w = batch_loss(prep.model, batch, prep.device, decision_weight=4.0)
+        logits = prep.model(input_ids=batch["input_ids"]).logits[0].float()
+    log_probs = torch.log_softmax(logits, dim=-1)
+    # The marker token at position p is predicted by the logits at p - 1.
+    marker_ce = -sum(float(log_probs[p - 1, seq.input_ids[p]]) for p, m in enumerate(seq.decision) if m and p > 0)
+    assert sum(seq.decision) >= seq.assistant_turns > 0 and n == n_w
+    assert float(weighted) == pytest.approx(float(plain) + 3.0 * marker_ce, rel=1e-4)

@@ -175,11 +175,29 @@ def _baseline_runtime(name: str, options: RuntimeOptions, assistant_name: str) -
     return MentionOnlyRuntime(assistant_name=assistant_name)
 
 
-def _sweep_path(args: argparse.Namespace, data: Path) -> Path | None:
-    """The sweep plot for one data set: the path given, or with the set's name added when there are several."""
-    if args.sweep is None or len(args.data) == 1:
-        return args.sweep
-    return args.sweep.with_name(f"{args.sweep.stem}-{data.stem}{args.sweep.suffix}")
+def _per_set_path(path: Path | None, args: argparse.Namespace, data: Path) -> Path | None:
+    """An output file for one data set: the path given, or with the set's name added when there are several."""
+    if path is None or len(args.data) == 1:
+        return path
+    return path.with_name(f"{path.stem}-{data.stem}{path.suffix}")
+
+
+def write_turns(path: Path, conversations: Sequence[Conversation], results: Sequence[TurnResult]) -> None:
+    """One JSON line per evaluated human turn: where it is, what was said, p_speak, gold and the rules' flags."""
+    with open(path, "w", encoding="utf-8") as f:
+        for r in results:
+            msg = conversations[r.conversation][r.message]
+            row = {
+                "conversation": r.conversation,
+                "message": r.message,
+                "name": msg.get("name"),
+                "content": msg["content"],
+                "p_speak": r.p_speak,
+                "gold_speak": r.gold_speak,
+                "forced": r.forced,
+                "to_other": r.to_other,
+            }
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def run_set(runtime: Runtime, data: Path, args: argparse.Namespace, options: RuntimeOptions) -> dict:
@@ -187,7 +205,11 @@ def run_set(runtime: Runtime, data: Path, args: argparse.Namespace, options: Run
     conversations = load_conversations(data)
     report, rep = evaluate_one(runtime, conversations, args.threshold, args)
     report = {"data": str(data), "conversations": len(conversations), **report}
-    sweep_png = _sweep_path(args, data)
+    turns_path = _per_set_path(args.turns, args, data)
+    if turns_path is not None:
+        write_turns(turns_path, conversations, rep.results)
+        report["turns_file"] = str(turns_path)
+    sweep_png = _per_set_path(args.sweep, args, data)
     if sweep_png is not None:
         best, best_f1 = best_f1_threshold(rep.results)
         eval_report.write_sweep_png(rep.results, sweep_png, threshold=report["threshold"], best=best)
@@ -263,6 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--sweep", type=Path, metavar="OUT.png", help="plot precision/recall against the threshold")
     p.add_argument("--threshold", type=float, help="override the runtime's threshold (0-1)")
+    p.add_argument(
+        "--turns",
+        type=Path,
+        metavar="OUT.jsonl",
+        help="write every evaluated human turn (text, p_speak, gold, rules) to this file, to read the errors",
+    )
     p.add_argument("--no-baselines", action="store_true", help="evaluate only the configured runtime")
     p.add_argument(
         "--baselines",

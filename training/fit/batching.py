@@ -17,6 +17,7 @@ class Row:
     input_ids: list[int]
     labels: list[int]
     position_ids: list[int]
+    decision: list[bool]
 
     @property
     def labelled(self) -> int:
@@ -28,13 +29,15 @@ def _row(seqs: list[Encoded]) -> Row:
     ids: list[int] = []
     labels: list[int] = []
     pos: list[int] = []
+    decision: list[bool] = []
     for s in seqs:
         ids += s.input_ids
         # A sequence's first token has nothing of its own before it: in a packed row it
         # would be "predicted" from the previous conversation, so it is never a target.
         labels += [IGNORE, *s.labels[1:]] if s.labels else []
         pos += list(range(len(s.input_ids)))
-    return Row(ids, labels, pos)
+        decision += s.decision or [False] * len(s.input_ids)
+    return Row(ids, labels, pos, decision)
 
 
 def make_rows(seqs: list[Encoded], max_length: int, packing: bool, seed: int) -> list[Row]:
@@ -68,14 +71,16 @@ def collate(rows: list[Row], pad_id: int) -> dict[str, torch.Tensor]:
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
     pos = torch.zeros((len(rows), width), dtype=torch.long)
+    decision = torch.zeros((len(rows), width), dtype=torch.bool)
     for i, r in enumerate(rows):
         n = len(r.input_ids)
         ids[i, :n] = torch.tensor(r.input_ids)
         labels[i, :n] = torch.tensor(r.labels)
         pos[i, :n] = torch.tensor(r.position_ids)
+        decision[i, :n] = torch.tensor(r.decision)
         pos[i, n:] = torch.arange(width - n)
     real = torch.tensor(sum(len(r.input_ids) for r in rows))
-    return {"input_ids": ids, "labels": labels, "position_ids": pos, "tokens": real}
+    return {"input_ids": ids, "labels": labels, "position_ids": pos, "decision": decision, "tokens": real}
 
 
 def micro_batches(rows: list[Row], batch_size: int) -> list[list[Row]]:

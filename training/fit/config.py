@@ -108,6 +108,9 @@ class TrainSection(_Section):
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     lr_schedule: Literal["cosine", "linear", "constant"] = "cosine"
     max_grad_norm: float = Field(1.0, gt=0)
+    # Loss weight of the "(response" / "(silence" marker tokens against the reply's words
+    # (1: every labelled token alike). The dev loss is always unweighted.
+    decision_weight: float = Field(1.0, ge=1.0, le=100.0)
     # Rows per micro-batch (each up to max_length tokens) and micro-batches per optimizer step.
     batch_size: int = Field(1, ge=1)
     grad_accumulation: int = Field(8, ge=1)

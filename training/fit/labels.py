@@ -10,8 +10,10 @@ tokenise in context (the seed article's ``<|assistant|>`` problem).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from model_runtime.protocol import SILENT_PREFIX, SPEAK_PREFIX
 
 IGNORE = -100
 
@@ -39,6 +41,9 @@ class Encoded:
     # Assistant turns whose first token also covers template text before the turn; such a
     # token is labelled, but its prompt is not exactly what the runtime evaluates.
     merged_boundaries: int = 0
+    # True at the tokens of each turn's "(response" / "(silence" marker: the tokens whose
+    # probabilities the runtime reads as p_speak (empty: none marked).
+    decision: list[bool] = field(default_factory=list)
 
     @property
     def labelled(self) -> int:
@@ -95,10 +100,12 @@ def encode_conversation(tokenizer: Any, messages: Sequence[dict[str, str]], *, c
     if not completion_only:
         return Encoded(ids, list(ids), len(spans))
     labels = [IGNORE] * len(ids)
+    decision = [False] * len(ids)
     specials = special_ids(tokenizer)
     merged = 0
     t = 0
     for span in spans:
+        marker_end = span.start + _marker_chars(text[span.start : span.content_end])
         # Skip tokens that end before the turn starts.
         while t < len(ids) and _ends_before(offsets[t], span.start):
             t += 1
@@ -107,6 +114,7 @@ def encode_conversation(tokenizer: Any, messages: Sequence[dict[str, str]], *, c
         # The turn's text.
         while t < len(ids) and offsets[t][0] < span.content_end:
             labels[t] = ids[t]
+            decision[t] = offsets[t][0] < marker_end
             t += 1
         # Then up to and including the first special token (the end-of-turn marker); without
         # one, up to the end of what the template writes for the turn.
@@ -115,7 +123,17 @@ def encode_conversation(tokenizer: Any, messages: Sequence[dict[str, str]], *, c
             t += 1
             if ids[t - 1] in specials:
                 break
-    return Encoded(ids, labels, len(spans), merged)
+    return Encoded(ids, labels, len(spans), merged, decision)
+
+
+def _marker_chars(content: str) -> int:
+    """Characters up to the end of the decision marker that opens an assistant turn (0 if it has none)."""
+    # Some templates put a space between the generation prompt and the text (Llama-2's "[/INST] ").
+    lead = len(content) - len(content.lstrip())
+    for prefix in (SPEAK_PREFIX, SILENT_PREFIX):
+        if content[lead:].startswith(prefix):
+            return lead + len(prefix)
+    return 0
 
 
 def _ends_before(offset: tuple[int, int], pos: int) -> bool:

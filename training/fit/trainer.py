@@ -52,8 +52,8 @@ def make_plan(cfg: TrainConfig, rows_per_epoch: int) -> Plan:
     return Plan(micro, per_epoch, max(1, total))
 
 
-def batch_loss(model: Any, batch: Batch, device: str) -> tuple[torch.Tensor, int]:
-    """Summed cross-entropy over the labelled tokens of a micro-batch, and their count."""
+def batch_loss(model: Any, batch: Batch, device: str, decision_weight: float = 1.0) -> tuple[torch.Tensor, int]:
+    """Summed cross-entropy over the labelled tokens of a micro-batch (decision markers weighted), and their count."""
     ids = batch["input_ids"].to(device)
     labels = batch["labels"].to(device)
     targets = labels[:, 1:]
@@ -65,8 +65,14 @@ def batch_loss(model: Any, batch: Batch, device: str) -> tuple[torch.Tensor, int
     # A boolean logits_to_keep projects only the kept positions onto the vocabulary.
     out = model(input_ids=ids, position_ids=batch["position_ids"].to(device), logits_to_keep=keep, use_cache=False)
     logits = out.logits.reshape(-1, out.logits.shape[-1]).float()
-    loss = F.cross_entropy(logits, targets[keep[:, :-1]], reduction="sum")
-    return loss, n
+    if decision_weight == 1.0:
+        return F.cross_entropy(logits, targets[keep[:, :-1]], reduction="sum"), n
+    # The speak/silence marker is one or two tokens among a reply's dozens: weighting it
+    # makes the loss care about the decision as much as about the reply's wording.
+    per_token = F.cross_entropy(logits, targets[keep[:, :-1]], reduction="none")
+    marked = batch["decision"][:, 1:].to(device)[keep[:, :-1]]
+    weights = torch.where(marked, decision_weight, 1.0).to(per_token.dtype)
+    return (per_token * weights).sum(), n
 
 
 @torch.no_grad()
@@ -183,7 +189,7 @@ class Trainer:
         total = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in batches)
         loss_sum = 0.0
         for b in batches:
-            loss, _ = batch_loss(self.prep.model, b, self.prep.device)
+            loss, _ = batch_loss(self.prep.model, b, self.prep.device, self.cfg.train.decision_weight)
             (loss / max(total, 1)).backward()
             loss_sum += float(loss.detach())
         torch.nn.utils.clip_grad_norm_(
