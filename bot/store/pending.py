@@ -31,9 +31,11 @@ class OutcomesMixin:
         """Record how a message ended (gated, superseded, ...) when no decision row says so."""
 
         def fn(s: Session) -> None:
-            s.execute(update(Message).where(Message.id == message_pk).values(outcome=outcome))
+            # Core on the session's connection: this runs for every message that is not decided.
+            s.connection().execute(update(Message).where(Message.id == message_pk).values(outcome=outcome))
 
-        self._run("set_outcome", fn)
+        # Not waited for on disk (see Store._wait_for_disk): lost, the message is only decided again.
+        self._run("set_outcome", fn, durable=False)
 
     def pending_messages(
         self, platform: str | None = None, limit: int = 10_000, *, servers: ServerFilter | None = None

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy import bindparam, create_engine, event, exists, func, insert, select, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,7 +20,7 @@ from bot import outcomes
 from bot.domain import ChannelRef, IncomingMessage, utcnow
 from bot.store.documents import DocumentsMixin
 from bot.store.feedback import FeedbackMixin
-from bot.store.forget import ForgettingMixin, is_forgotten
+from bot.store.forget import ForgettingMixin
 from bot.store.models import Channel, DecisionRecord, ForgottenMessage, Message, PlatformState, ReplySource
 from bot.store.pending import OutcomesMixin
 
@@ -159,6 +159,7 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin, DocumentsMixin):
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self._retries = retries
         self._retry_delay_s = retry_delay_s
+        self._sqlite = url.startswith("sqlite")
         # A pooled SQLite connection keeps writing to a file that was deleted or replaced,
         # and all of it is lost at exit: the file's identity is checked before each use.
         self._sqlite_file = sqlite_file(url)
@@ -187,15 +188,40 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin, DocumentsMixin):
         """Close every pooled connection."""
         self.engine.dispose()
 
-    def _run(self, what: str, fn: Callable[[Session], T]) -> T:
-        """Run ``fn`` in a transaction, retrying a locked or unreachable database."""
+    def _run(self, what: str, fn: Callable[[Session], T], *, durable: bool = True) -> T:
+        """Run ``fn`` in a transaction, retrying a locked or unreachable database.
+
+        ``durable`` False: the commit does not wait for the disk (see ``_wait_for_disk``).
+        """
         self._check_file(what)
 
         def transaction() -> T:
             with self._session.begin() as session:
+                self._wait_for_disk(session, durable)
                 return fn(session)
 
         return with_retries(what, transaction, self._retries, self._retry_delay_s)
+
+    def _wait_for_disk(self, session: Session, durable: bool) -> None:
+        """Make the transaction's commit wait for the disk, or not (only the hot path's writes don't).
+
+        A commit that waits for the disk costs a disk flush (5 to 50 ms on a shared VM disk),
+        and SQLite's writes are one at a time. The hot path's writes (a message stored, a
+        decision and its outcome) skip it: they still survive a crash of chime itself, and
+        what a power loss may take back is only the newest of them, which platforms deliver
+        again (read-back starts from the newest stored message; Matrix's sync token is
+        written durably, after them). Everything else, deletions and forget-me above all,
+        waits for the disk, which also makes every earlier commit durable.
+        """
+        if self._sqlite:
+            # SQLite (WAL): a per-connection level, set before the transaction's first write.
+            level = "FULL" if durable else "NORMAL"
+            conn = session.connection()
+            if conn.info.get("synchronous") != level:
+                conn.exec_driver_sql(f"PRAGMA synchronous={level}")
+                conn.info["synchronous"] = level
+        elif not durable:
+            session.connection().exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
 
     # --- channels -------------------------------------------------------------
 
@@ -203,12 +229,8 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin, DocumentsMixin):
         """The channel's settings, creating the channel with the given defaults on first sight."""
 
         def fn(s: Session) -> ChannelSettings:
-            # Read at every message: a plain row when nothing changes (no ORM object to build).
-            known = s.execute(
-                select(*_SETTINGS_COLUMNS, Channel.server_id).where(
-                    Channel.platform == ref.platform, Channel.channel_id == ref.channel_id
-                )
-            ).first()
+            # Read at every message: a prepared Core statement, a plain row (no ORM object to build).
+            known = s.connection().execute(_CHANNEL, {"platform": ref.platform, "channel_id": ref.channel_id}).first()
             if known is not None and ref.name in ("", known.name) and ref.server in (None, known.server_id):
                 return ChannelSettings(*known[:-1])
             row = self._channel_row(s, ref)
@@ -294,11 +316,11 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin, DocumentsMixin):
         """
 
         def fn(s: Session) -> int | None:
-            row = _message_row(msg, channel_pk, from_assistant, forced, outcome)
-            return self._insert_message(s, row)
+            return self._insert_message(s, _message_values(msg, channel_pk, from_assistant, forced, outcome))
 
         try:
-            return self._run("add_message", fn)
+            # Not waited for on disk unless it is already decided (history): see _wait_for_disk.
+            return self._run("add_message", fn, durable=outcome is not None)
         except IntegrityError:
             # Two deliveries raced past the existence check: the first one won.
             return None
@@ -322,7 +344,7 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin, DocumentsMixin):
                 ).all()
                 for mid in (*known, *gone):
                     by_id.pop(mid, None)
-            rows = [_message_row(m, channel_pk, False, False, outcome) for m in by_id.values()]
+            rows = [Message(**_message_values(m, channel_pk, False, False, outcome)) for m in by_id.values()]
             s.add_all(rows)
             s.flush()
             return len(rows)
@@ -332,17 +354,17 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin, DocumentsMixin):
         return self._run("add_messages", fn) if msgs else 0
 
     @staticmethod
-    def _insert_message(s: Session, row: Message) -> int | None:
-        exists = s.scalar(
-            select(Message.id).where(
-                Message.platform == row.platform, Message.platform_message_id == row.platform_message_id
-            )
-        )
-        if exists is not None or is_forgotten(s, row.platform, row.platform_message_id):
+    def _insert_message(s: Session, values: dict[str, object]) -> int | None:
+        """Insert a message unless it was stored or deleted before; its key, or None.
+
+        Prepared Core statements on the session's connection: this runs for every message,
+        and the ORM's unit of work costs more CPU than the insert itself.
+        """
+        conn = s.connection()
+        ids = {"platform": values["platform"], "message_id": values["platform_message_id"]}
+        if conn.execute(_KNOWN, ids).scalar():
             return None
-        s.add(row)
-        s.flush()
-        return row.id
+        return conn.execute(_INSERT_MESSAGE, values).inserted_primary_key[0]
 
     def edit_message(self, platform: str, message_id: str, text: str, edited_at: datetime) -> bool:
         """Apply an edit; False when the message is unknown."""
@@ -374,15 +396,10 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin, DocumentsMixin):
         """The channel's last ``limit`` messages with ``min_pk`` <= key <= ``max_pk``, oldest first."""
 
         def fn(s: Session) -> list[StoredMessage]:
-            upto = Message.id <= max_pk if max_pk is not None else Message.id >= min_pk
-            # Plain rows, not ORM objects: every decision reads a whole window, and building
-            # (and tracking) an object per message costs more CPU than the query itself.
-            rows = s.execute(
-                select(*_STORED_COLUMNS)
-                .where(Message.channel_pk == channel_pk, Message.id >= min_pk, upto)
-                .order_by(Message.id.desc())
-                .limit(limit)
-            ).all()
+            # Plain rows from a prepared Core statement, not ORM objects: every decision reads
+            # a whole window, and an object per message costs more CPU than the query itself.
+            params = {"channel_pk": channel_pk, "min_pk": min_pk, "max_pk": max_pk, "limit": limit}
+            rows = s.connection().execute(_RECENT if max_pk is not None else _RECENT_TO_END, params).all()
             return [StoredMessage(*r) for r in reversed(rows)]
 
         return self._run("recent_messages", fn)
@@ -405,16 +422,19 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin, DocumentsMixin):
 
         def fn(s: Session) -> None:
             if reply is not None:
-                reply_pk = self._insert_message(s, _message_row(reply, channel_pk, True, False, outcomes.OWN))
+                reply_pk = self._insert_message(s, _message_values(reply, channel_pk, True, False, outcomes.OWN))
                 # A source deleted meanwhile is gone from the store: nothing to link (the FK would refuse it).
                 known = s.scalars(select(Message.id).where(Message.id.in_(sources))).all() if sources else []
                 if reply_pk is not None:
                     s.add_all(ReplySource(reply_pk=reply_pk, source_pk=pk) for pk in known)
-            s.add(DecisionRecord(channel_pk=channel_pk, created_at=utcnow(), **row.__dict__))
+            # Prepared Core statements: one decision per message, the ORM's unit of work costs more.
+            conn = s.connection()
+            conn.execute(_INSERT_DECISION, {"channel_pk": channel_pk, "created_at": utcnow(), **row.__dict__})
             if row.message_pk is not None:
-                s.execute(update(Message).where(Message.id == row.message_pk).values(outcome=row.outcome))
+                conn.execute(_SET_OUTCOME, {"pk": row.message_pk, "new_outcome": row.outcome})
 
-        self._run("record_decision", fn)
+        # A reply sent is waited for on disk (it must not be sent twice); a silent decision is not.
+        self._run("record_decision", fn, durable=reply is not None)
 
     def decisions(self, channel_pk: int, limit: int = 100) -> list[DecisionRow]:
         """The channel's latest decisions, newest first."""
@@ -484,24 +504,26 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _message_row(
+def _message_values(
     msg: IncomingMessage, channel_pk: int, from_assistant: bool, forced: bool, outcome: str | None
-) -> Message:
-    return Message(
-        channel_pk=channel_pk,
-        platform=msg.channel.platform,
-        platform_message_id=msg.message_id,
-        author_id=msg.author_id,
-        display_name=msg.display_name,
-        text=msg.text,
-        created_at=msg.created_at,
-        reply_to=msg.reply_to,
-        mentions=list(msg.mentions),
-        is_bot=msg.is_bot,
-        from_assistant=from_assistant,
-        forced=forced,
-        outcome=outcomes.OWN if from_assistant else outcome,
-    )
+) -> dict[str, object]:
+    """A messages row's columns (every one but the key), for an insert."""
+    return {
+        "channel_pk": channel_pk,
+        "platform": msg.channel.platform,
+        "platform_message_id": msg.message_id,
+        "author_id": msg.author_id,
+        "display_name": msg.display_name,
+        "text": msg.text,
+        "created_at": msg.created_at,
+        "edited_at": None,
+        "reply_to": msg.reply_to,
+        "mentions": list(msg.mentions),
+        "is_bot": msg.is_bot,
+        "from_assistant": from_assistant,
+        "forced": forced,
+        "outcome": outcomes.OWN if from_assistant else outcome,
+    }
 
 
 def _settings(row: Channel) -> ChannelSettings:
@@ -556,3 +578,29 @@ def _stored(row: Message) -> StoredMessage:
         outcome=row.outcome,
         reply_to=row.reply_to,
     )
+
+
+# The hot path's statements, built once (building and caching a statement per call costs
+# more CPU than SQLite takes to run it). Executed on the session's connection as Core.
+_CHANNEL = select(*_SETTINGS_COLUMNS, Channel.server_id).where(
+    Channel.platform == bindparam("platform"), Channel.channel_id == bindparam("channel_id")
+)
+# Stored before, or deleted before (a tombstone): either way never stored again.
+_KNOWN = select(
+    exists().where(Message.platform == bindparam("platform"), Message.platform_message_id == bindparam("message_id"))
+    | exists().where(
+        ForgottenMessage.platform == bindparam("platform"),
+        ForgottenMessage.platform_message_id == bindparam("message_id"),
+    )
+)
+_INSERT_MESSAGE = insert(Message)
+_INSERT_DECISION = insert(DecisionRecord)
+_SET_OUTCOME = update(Message).where(Message.id == bindparam("pk")).values(outcome=bindparam("new_outcome"))
+# A channel's newest messages from min_pk (up to max_pk), newest first.
+_RECENT_TO_END = (
+    select(*_STORED_COLUMNS)
+    .where(Message.channel_pk == bindparam("channel_pk"), Message.id >= bindparam("min_pk"))
+    .order_by(Message.id.desc())
+    .limit(bindparam("limit"))
+)
+_RECENT = _RECENT_TO_END.where(Message.id <= bindparam("max_pk"))
