@@ -132,13 +132,13 @@ def test_a_broken_model_file_is_a_clear_start_up_error(tmp_path: Path) -> None:
 
 def test_db_commands(tmp_path: Path) -> None:
     r = chime("db", "upgrade", "--data-dir", str(tmp_path))
-    assert r.returncode == 0 and "store at revision 0012" in r.stdout
+    assert r.returncode == 0 and "store at revision 0013" in r.stdout
     r = chime("db", "current", "--data-dir", str(tmp_path))
-    assert r.returncode == 0 and "current 0012, head 0012" in r.stdout
+    assert r.returncode == 0 and "current 0013, head 0013" in r.stdout
     r = chime("db", "downgrade", "base", "--data-dir", str(tmp_path))
     assert r.returncode == 0 and "store at revision base" in r.stdout
     r = chime("db", "current", "--data-dir", str(tmp_path))
-    assert r.returncode == 0 and "current base, head 0012" in r.stdout
+    assert r.returncode == 0 and "current base, head 0013" in r.stdout
 
 
 def test_replay_prints_each_human_turn_with_its_decision(tmp_path: Path) -> None:
