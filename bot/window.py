@@ -39,6 +39,10 @@ class WindowPlanner:
         # Each decision re-reads the channel's recent messages: their counts are remembered
         # (tokenizing a whole window at every message costs more than anything else here).
         self.count_tokens = functools.lru_cache(maxsize=TOKEN_COUNTS_KEPT)(count_tokens)
+        # Every window's names are sanitised again at each decision: remembered too.
+        self._name = functools.lru_cache(maxsize=TOKEN_COUNTS_KEPT)(
+            lambda name: sanitize_name(name, assistant_name, max_name_chars)
+        )
         self._start: dict[int, int] = {}
 
     def start_pk(self, channel_pk: int) -> int:
@@ -46,8 +50,9 @@ class WindowPlanner:
         return self._start.get(channel_pk, 0)
 
     def forget_texts(self) -> None:
-        """Drop the remembered token counts: they are keyed by text, and a deleted message's must not linger."""
+        """Drop the remembered token counts and names: keyed by text, a deleted message's must not linger."""
         self.count_tokens.cache_clear()
+        self._name.cache_clear()
 
     def reset(self, channel_pk: int) -> None:
         """Forget where a channel's window starts (after its history was cleared)."""
@@ -58,7 +63,7 @@ class WindowPlanner:
         text = cap_text(m.text.strip(), self.max_message_chars)
         if m.from_assistant:
             return Turn(role="assistant", content=text)
-        name = sanitize_name(m.display_name, self.assistant_name, self.max_name_chars)
+        name = self._name(m.display_name)
         return Turn(role="user", name=name, content=text)
 
     def build(self, channel_pk: int, messages: list[StoredMessage], history_size: int, trigger_pk: int) -> list[Turn]:
