@@ -147,7 +147,7 @@ class MemoryConfig(_Section):
 
     enabled: bool = True
     # The share of a question's (weighted) words a passage must hold to answer it.
-    min_coverage: float = Field(0.35, gt=0.0, le=1.0)
+    min_coverage: float = Field(0.25, gt=0.0, le=1.0)
     # Per channel key (platform:channel_id), a folder of Markdown and text files it knows.
     knowledge: dict[str, Path] = Field(default_factory=dict)
 

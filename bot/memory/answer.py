@@ -18,6 +18,15 @@ from bot.memory.terms import STOPWORDS
 NOT_FOUND = "I can't find that in this channel."
 # A passage that states no value is an answer only when it holds nearly all the question's words.
 SURE_COVERAGE = 0.9
+# Words that name the kind of value asked for, not what it is about: a passage that shares
+# only these with the question ("the plumber's number is ..." for "the tracking number of
+# the chairs?") states a value of something else.
+KIND_WORDS = frozenset(
+    """
+    number numbers no name names code codes pin password passwords pw time times date dates day days
+    address addresses email emails phone link url id place price cost
+    """.split()
+)
 MAX_QUOTE_CHARS = 300
 _TOKEN = re.compile(r"[^\W_][\w@.:/'-]*[^\W_]|[^\W_]", re.UNICODE)
 
@@ -39,12 +48,14 @@ class GroundedReply:
 def relevant(passages: Sequence[Passage], min_coverage: float = DEFAULT_MIN_COVERAGE) -> list[Passage]:
     """The passages that can answer: enough of the question's words, and a stated value unless nearly all of them.
 
-    A message that is itself a question (someone asked the same before) answers nothing.
+    A message that is itself a question (someone asked the same before) answers nothing, nor
+    one that shares only kind words (``KIND_WORDS``) with the question.
     """
     return [
         p
         for p in passages
         if p.coverage >= min_coverage
+        and not set(p.matched) <= KIND_WORDS
         and not p.text.rstrip().endswith("?")
         and (p.states_value or p.document is not None or p.coverage >= SURE_COVERAGE)
     ]
