@@ -176,4 +176,6 @@ async def test_rate_limit_is_waited_out(
     for event_id in asked + commands:
         await bob.wait_for(room, replying_to(event_id), timeout=60)
     assert "429" in caplog.text  # the homeserver said M_LIMIT_EXCEEDED, and the bot waited it out
+    # The room sees a reply a moment before the bot has recorded it: wait for the records.
+    await wait_until(lambda: all(bot.decided_on(e) for e in asked), what="both decisions recorded")
     assert [d.outcome for e in asked for d in bot.decided_on(e)] == ["sent"] * 2
