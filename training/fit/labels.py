@@ -27,6 +27,7 @@ class AssistantSpan:
     """Character offsets of one assistant turn in the rendered conversation."""
 
     start: int  # right after the generation prompt: where the runtime reads p_speak
+    content_start: int  # where the turn's text begins (after any separator the template writes)
     content_end: int  # end of the turn's text
     end: int  # end of everything the template renders for the turn (end-of-turn marker, separators)
 
@@ -76,7 +77,7 @@ def assistant_spans(tokenizer: Any, messages: Sequence[dict[str, str]]) -> tuple
         if at < 0:
             raise TemplateError(f"the chat template changes the text of assistant message {i + 1}")
         start = len(prompt)
-        spans.append(AssistantSpan(start, start + at + len(msg["content"]), len(upto)))
+        spans.append(AssistantSpan(start, start + at, start + at + len(msg["content"]), len(upto)))
     return full, spans
 
 
@@ -105,7 +106,7 @@ def encode_conversation(tokenizer: Any, messages: Sequence[dict[str, str]], *, c
     merged = 0
     t = 0
     for span in spans:
-        marker_end = span.start + _marker_chars(text[span.start : span.content_end])
+        marker_end = span.content_start + _marker_chars(text[span.content_start : span.content_end])
         # Skip tokens that end before the turn starts.
         while t < len(ids) and _ends_before(offsets[t], span.start):
             t += 1
@@ -127,12 +128,10 @@ def encode_conversation(tokenizer: Any, messages: Sequence[dict[str, str]], *, c
 
 
 def _marker_chars(content: str) -> int:
-    """Characters up to the end of the decision marker that opens an assistant turn (0 if it has none)."""
-    # Some templates put a space between the generation prompt and the text (Llama-2's "[/INST] ").
-    lead = len(content) - len(content.lstrip())
+    """Length of the decision marker that opens an assistant turn's text (0 if it has none)."""
     for prefix in (SPEAK_PREFIX, SILENT_PREFIX):
-        if content[lead:].startswith(prefix):
-            return lead + len(prefix)
+        if content.startswith(prefix):
+            return len(prefix)
     return 0
 
 
