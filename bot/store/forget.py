@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import ColumnElement, delete, exists, insert, literal, select
+from sqlalchemy import ColumnElement, bindparam, delete, exists, insert, literal, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,17 @@ log = logging.getLogger(__name__)
 MEMORY_FTS = "memory_messages_fts"
 CHUNKS_FTS = "memory_chunks_fts"
 T = TypeVar("T")
+
+
+# Stored before, or deleted before (tombstoned): one prepared statement, asked for every
+# message that arrives (bound as ``platform`` and ``message_id``).
+KNOWN = select(
+    exists().where(Message.platform == bindparam("platform"), Message.platform_message_id == bindparam("message_id"))
+    | exists().where(
+        ForgottenMessage.platform == bindparam("platform"),
+        ForgottenMessage.platform_message_id == bindparam("message_id"),
+    )
+)
 
 
 def is_forgotten(s: Session, platform: str, message_id: str) -> bool:
@@ -160,10 +171,7 @@ class ForgettingMixin:
         """Whether a message was stored or deleted before (a read-back stops at the first known one)."""
 
         def fn(s: Session) -> bool:
-            stored = s.scalar(
-                select(Message.id).where(Message.platform == platform, Message.platform_message_id == message_id)
-            )
-            return stored is not None or is_forgotten(s, platform, message_id)
+            return bool(s.connection().execute(KNOWN, {"platform": platform, "message_id": message_id}).scalar())
 
         return self._run("is_known", fn)
 

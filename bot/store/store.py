@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import bindparam, create_engine, event, exists, func, insert, select, update
+from sqlalchemy import bindparam, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,7 +20,7 @@ from bot import outcomes
 from bot.domain import ChannelRef, IncomingMessage, utcnow
 from bot.store.documents import DocumentsMixin
 from bot.store.feedback import FeedbackMixin
-from bot.store.forget import ForgettingMixin
+from bot.store.forget import KNOWN, ForgettingMixin
 from bot.store.models import Channel, DecisionRecord, ForgottenMessage, Message, PlatformState, ReplySource
 from bot.store.pending import OutcomesMixin
 
@@ -362,7 +362,7 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin, DocumentsMixin):
         """
         conn = s.connection()
         ids = {"platform": values["platform"], "message_id": values["platform_message_id"]}
-        if conn.execute(_KNOWN, ids).scalar():
+        if conn.execute(KNOWN, ids).scalar():
             return None
         return conn.execute(_INSERT_MESSAGE, values).inserted_primary_key[0]
 
@@ -586,13 +586,6 @@ _CHANNEL = select(*_SETTINGS_COLUMNS, Channel.server_id).where(
     Channel.platform == bindparam("platform"), Channel.channel_id == bindparam("channel_id")
 )
 # Stored before, or deleted before (a tombstone): either way never stored again.
-_KNOWN = select(
-    exists().where(Message.platform == bindparam("platform"), Message.platform_message_id == bindparam("message_id"))
-    | exists().where(
-        ForgottenMessage.platform == bindparam("platform"),
-        ForgottenMessage.platform_message_id == bindparam("message_id"),
-    )
-)
 _INSERT_MESSAGE = insert(Message)
 _INSERT_DECISION = insert(DecisionRecord)
 _SET_OUTCOME = update(Message).where(Message.id == bindparam("pk")).values(outcome=bindparam("new_outcome"))
