@@ -2,9 +2,9 @@
 
 It stands in for an inference engine when measuring chime rather than a model: every
 request is held ``--delay-ms`` (each on its own thread, so any number run at once, as on
-an engine with free capacity), then answered with a one-token completion and its top
-log-probabilities, which make every turn a clear silence (or with "ok" when more
-tokens are asked for). It records how many requests it held at once, and for each
+an engine with free capacity), then answered with a greedy completion of ``max_tokens`` tokens and each one's
+top log-probabilities, which make every turn a clear silence (or with "ok" when no
+log-probabilities are asked for). It records how many requests it held at once, and for each
 message it saw (a prompt whose last ``[N]`` marker names message N), the time from the
 first request about it arriving to the last one answered: the server's own share of
 that message's decision time.
@@ -22,9 +22,15 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-# Log-probabilities for every piece chime looks up (after "(" and after "(sil"): speaking
-# at about 5%, well under any threshold, so each decision is exactly its scoring requests.
-TOP_LOGPROBS = {"(": -0.01, "response": -3.0, "sil": -0.05, "ence": -0.01, " ": -6.0, "\n": -7.0}
+# The top log-probabilities after the text so far, by how it ends: a tiny model that
+# opens its turn with "(" and goes on "(silence)", speaking at about 5%, well under any
+# threshold, so each decision is exactly its scoring request.
+NEXT = [
+    ("(sil", {"ence": -0.01, "ent": -5.0, " ": -6.0}),
+    ("(silence", {")": -0.01, " ": -5.0, "\n": -6.0}),
+    ("(", {"sil": -0.05, "response": -3.0, " ": -6.0, "\n": -7.0}),
+    ("", {"(": -0.01, " ": -6.0, "\n": -7.0}),
+]
 MARKER = re.compile(r"\[(\d+)\]")
 
 
@@ -108,21 +114,33 @@ def make_handler(delay_s: float, stats: Stats) -> type[BaseHTTPRequestHandler]:
 
 
 def completion(body: dict) -> dict:
-    """vLLM's answer: one choice; with ``logprobs``, the top log-probabilities of its one token."""
+    """vLLM's answer: one choice; with ``logprobs``, ``max_tokens`` greedy tokens and each one's top log-probabilities."""
     scoring = body.get("logprobs") is not None
-    text = "(" if scoring else "ok"
-    choice: dict = {"index": 0, "text": text, "finish_reason": "length" if scoring else "stop", "logprobs": None}
+    choice: dict = {"index": 0, "text": "ok", "finish_reason": "stop", "logprobs": None}
     if scoring:
-        k = int(body["logprobs"])
-        top = dict(sorted(TOP_LOGPROBS.items(), key=lambda kv: -kv[1])[:k])
-        choice["logprobs"] = {"tokens": [text], "token_logprobs": [-0.01], "top_logprobs": [top], "text_offset": [0]}
+        k, text = int(body["logprobs"]), body.get("prompt", "")
+        tokens, tops = [], []
+        for _ in range(int(body.get("max_tokens") or 1)):
+            table = next(top for end, top in NEXT if text.endswith(end))
+            top = dict(sorted(table.items(), key=lambda kv: -kv[1])[:k])
+            token = max(top, key=top.__getitem__)
+            tokens.append(token)
+            tops.append(top)
+            text += token
+        choice["text"], choice["finish_reason"] = "".join(tokens), "length"
+        choice["logprobs"] = {
+            "tokens": tokens,
+            "token_logprobs": [top[t] for t, top in zip(tokens, tops, strict=True)],
+            "top_logprobs": tops,
+            "text_offset": [0] * len(tokens),
+        }
     return {
         "id": "cmpl-fake",
         "object": "text_completion",
         "created": int(time.time()),
         "model": body.get("model", "chime"),
         "choices": [choice],
-        "usage": {"prompt_tokens": 0, "completion_tokens": 1, "total_tokens": 1},
+        "usage": {"prompt_tokens": 0, "completion_tokens": len(choice["logprobs"]["tokens"]) if scoring else 1},
     }
 
 

@@ -2,10 +2,10 @@
 
 chime renders the prompt locally with the model's own template and tokenizer (so the
 server sees exactly what a local backend would), asks ``/v1/completions`` for the top
-log-probabilities after the prompt and each needed continuation prefix (one token each,
-temperature 0, sent together), combines them into p_speak, and asks again with
-"(response)" appended to generate the reply. The server's prompt cache makes the
-follow-up requests cheap.
+log-probabilities after "(" and at the few tokens the model goes on with (temperature 0),
+combines them into p_speak, and asks again with "(response)" appended to generate the
+reply. A silent turn takes one request; a turn whose model leans to speaking, two round
+trips. The server's prompt cache makes the follow-up requests cheap.
 
 Calls for different channels run at once, up to ``max_concurrency`` (the service's
 per-channel scheduler keeps each channel's calls one at a time, in order): nothing here
@@ -177,22 +177,28 @@ class OpenAICompatRuntime(PromptRuntime):
         return response.json()["choices"][0]
 
     def _score(self, prompt: Prompt) -> float:
-        """One request per continuation prefix, sent together; each yields the next token's top log-probabilities."""
+        """p_speak from top log-probabilities, in one request when the model's own next tokens cover the rest.
+
+        The shortest continuation prefix (usually "(") is appended to the prompt and the
+        server generates as many tokens as the longest prefix still needs, greedily, with the
+        top log-probabilities at each position: position i holds the distribution after the
+        first i generated tokens. When the model goes on as one branch does ("sil" after
+        "(", the common silent turn), that branch's later prefixes are answered by the same
+        request; the prefixes it did not cover are asked for together in a second round trip.
+        """
         decision = prompt.decision
-        prefixes = list(decision.queries())
-        texts = [
-            prompt.text
-            + "".join(self._tok.piece(tok, list(decision.prompt) + list(prefix[:i])) for i, tok in enumerate(prefix))
-            for prefix in prefixes
-        ]
-        # The prefixes do not depend on each other's answers: one round trip, not one each.
-        choices = list(self._requests.map(lambda text: self._complete(text, 1, self.options.top_logprobs), texts))
+        prefixes = sorted(decision.queries(), key=len)
+        base = prefixes[0]
+        reach = max(len(p) for p in prefixes) - len(base) + 1
+        head = list(decision.prompt)
         tables: dict[tuple[int, ...], dict[str, float]] = {}
-        for prefix, choice in zip(prefixes, choices, strict=True):
-            top = (choice.get("logprobs") or {}).get("top_logprobs") or [None]
-            if not top[0]:
-                raise RuntimeError_(f"{self.options.base_url} returned no top_logprobs (does it support logprobs?)")
-            tables[prefix] = top[0]
+        first = self._complete(self._text(prompt, base), reach, self._k)
+        self._read_positions(tables, head, prefixes, base, first)
+        missing = [p for p in prefixes if p not in tables]
+        # The prefixes left do not depend on each other's answers: one more round trip, not one each.
+        choices = list(self._requests.map(lambda p: self._complete(self._text(prompt, p), 1, self._k), missing))
+        for prefix, choice in zip(missing, choices, strict=True):
+            self._read_positions(tables, head, [prefix], prefix, choice)
 
         def lookup(prefix: tuple[int, ...], token: int) -> float:
             table = tables[prefix]
@@ -211,3 +217,40 @@ class OpenAICompatRuntime(PromptRuntime):
             return float(min(table.values()))
 
         return p_speak_from_logprobs(*decision.logprobs(lookup))
+
+    @property
+    def _k(self) -> int:
+        return self.options.top_logprobs
+
+    def _text(self, prompt: Prompt, prefix: tuple[int, ...]) -> str:
+        """The prompt's text followed by the continuation prefix's tokens as text."""
+        head = list(prompt.decision.prompt)
+        return prompt.text + "".join(self._tok.piece(tok, head + list(prefix[:i])) for i, tok in enumerate(prefix))
+
+    def _read_positions(
+        self,
+        tables: dict[tuple[int, ...], dict[str, float]],
+        head: list[int],
+        prefixes: Sequence[tuple[int, ...]],
+        sent: tuple[int, ...],
+        choice: dict[str, Any],
+    ) -> None:
+        """File each generated position's top log-probabilities under the prefix it answers.
+
+        Position i answers ``sent`` plus the first i generated tokens (``head``: the prompt's
+        tokens, for reading tokens as text); a prefix is answered
+        when its tokens after ``sent`` read as the generated ones (compared as text, as the
+        server names tokens).
+        """
+        logprobs = choice.get("logprobs") or {}
+        top = logprobs.get("top_logprobs") or [None]
+        if not top[0]:
+            raise RuntimeError_(f"{self.options.base_url} returned no top_logprobs (does it support logprobs?)")
+        generated = list(logprobs.get("tokens") or [])
+        for prefix in prefixes:
+            extra = prefix[len(sent) :]
+            if prefix[: len(sent)] != sent or len(extra) >= len(top) or not top[len(extra)]:
+                continue
+            pieces = [self._tok.piece(tok, head + list(prefix[: len(sent) + i])) for i, tok in enumerate(extra)]
+            if pieces == generated[: len(extra)]:
+                tables[prefix] = top[len(extra)]

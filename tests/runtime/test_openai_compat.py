@@ -12,11 +12,11 @@ from model_runtime.openai_compat import OpenAICompatRuntime
 
 from .conftest import THREADS, sample_windows
 
-# The server runs the same llama.cpp on the same GGUF. It is asked one request per
-# decision position, and its prompt cache evaluates the second one ("(sil" after "(")
-# as a one-token batch, which llama.cpp computes with other kernels than a longer batch.
-# Measured on the twelve sample windows: 11 identical to 5 digits, one 0.065 apart in
-# log-odds. Three times that:
+# The server runs the same llama.cpp on the same GGUF, but reads the distribution after
+# "(sil" from a one-token step of its own generation (or a cached prompt), which llama.cpp
+# computes with other kernels than a longer batch. Measured on the twelve sample windows
+# with one request per position: 11 identical to 5 digits, one 0.065 apart in log-odds.
+# Three times that:
 LOG_ODDS_TOLERANCE = 0.2
 
 
@@ -42,14 +42,17 @@ def local():
 
 
 def test_server_matches_local_llama_cpp(remote: OpenAICompatRuntime, local) -> None:
-    gaps = []
+    gaps, requests = [], []
     for i, window in enumerate(sample_windows()):
         before = remote.requests
         a = remote.score(f"w{i}", window)
         b = local.score(f"w{i}", window)
         gaps.append(abs(log_odds(a.p_speak) - log_odds(b.p_speak)))
-        assert remote.requests - before == 2  # after "(" and after "(sil"
+        requests.append(remote.requests - before)
     assert max(gaps) <= LOG_ODDS_TOLERANCE, gaps
+    # One request when the model goes on "(sil" by itself, a second one ("(sil") otherwise:
+    # the bare base model does each on some of these windows, so both paths are checked.
+    assert set(requests) == {1, 2}, requests
 
 
 def test_the_reply_comes_from_the_server_in_one_request(remote: OpenAICompatRuntime) -> None:

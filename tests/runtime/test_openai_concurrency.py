@@ -62,10 +62,10 @@ async def test_channels_are_scored_at_once_up_to_max_concurrency(server: str, co
         runtime.close()
     assert all(0.0 < s.p_speak < 0.2 for s in scores)
     seen = stats(server)
-    # Each decision's two scoring requests go together; decisions up to max_concurrency at once.
-    assert seen["requests"] == 16
-    assert seen["max_in_flight"] == 2 * concurrency
-    # Both requests of a decision are held together: about one delay each, not two.
+    # A silent turn is scored in one request (the model goes on "(sil" by itself);
+    # decisions up to max_concurrency at once.
+    assert seen["requests"] == 8
+    assert seen["max_in_flight"] == concurrency
     assert all(span < 1.8 * DELAY_MS for span in seen["spans_ms"].values()), seen["spans_ms"]
 
 
@@ -94,7 +94,7 @@ async def test_each_channel_stays_one_decision_at_a_time_in_order(server: str, t
     await service.close()
     runtime.close()
     seen = stats(server)
-    assert len(decided) == 12 and seen["max_in_flight"] > 2, "channels were decided one at a time"
+    assert len(decided) == 12 and seen["max_in_flight"] > 1, "channels were decided one at a time"
     spans = seen["spans_at"]
     for key, numbers in sent.items():
         # Within a channel: each message's requests start after the previous one's ended.
