@@ -8,6 +8,7 @@ history size also resets the planner and drops the cached model state, for examp
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,10 @@ from model_runtime.interface import Runtime
 from model_runtime.protocol import threshold_for
 
 log = logging.getLogger(__name__)
+# How long a channel's settings are reused without reading the store. Every message reads
+# them; a change made here replaces them at once, one made by another process on the same
+# store (nothing in chime does that today) is seen within this time.
+SETTINGS_TTL_S = 10.0
 
 # Runs a store call on the store's thread (``ConversationService.db``).
 StoreRunner = Callable[..., Awaitable[Any]]
@@ -61,15 +66,29 @@ class Operations:
         self._responder = responder
         self._config = config
         self.assistant_name = config.assistant.name
+        # channel key -> (when read, the name and server it was read under, the settings)
+        self._settings: dict[str, tuple[float, tuple[str, str | None], ChannelSettings]] = {}
+        # Settings changes so far: a read that a change overtook is not kept.
+        self._changes = 0
 
     # --- channels ---------------------------------------------------------------
 
     async def channel_settings(self, channel: ChannelRef) -> ChannelSettings:
-        """The channel's settings, creating it with the configured defaults."""
+        """The channel's settings, creating it with the configured defaults (read again after ``SETTINGS_TTL_S``)."""
+        now = time.monotonic()
+        seen_as = (channel.name, channel.server)
+        cached = self._settings.get(channel.key)
+        # A new name or server is written by the store's read: that one goes to the store.
+        if cached is not None and now - cached[0] < SETTINGS_TTL_S and cached[1] == seen_as:
+            return cached[2]
         conv = self._config.conversation
-        return await self._db(
+        changes = self._changes
+        settings = await self._db(
             self._store.channel, channel, talkativeness=conv.talkativeness, history_size=conv.history_messages
         )
+        if changes == self._changes:
+            self._settings[channel.key] = (now, seen_as, settings)
+        return settings
 
     def threshold(self, talkativeness: int) -> float:
         """The p_speak threshold a talkativeness maps to, for the decider in use."""
@@ -123,7 +142,14 @@ class Operations:
 
     async def _update(self, channel: ChannelRef, **fields: object) -> ChannelSettings:
         await self.channel_settings(channel)  # created with the defaults first
-        return await self._db(self._store.update_channel, channel, **fields)
+        self._changes += 1
+        self._settings.pop(channel.key, None)
+        try:
+            return await self._db(self._store.update_channel, channel, **fields)
+        finally:
+            # Read afresh, written or not: the next message sees the change.
+            self._changes += 1
+            self._settings.pop(channel.key, None)
 
     # --- people -----------------------------------------------------------------
 

@@ -6,11 +6,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, func, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from bot.domain import ChannelRef, IncomingMessage, ServerFilter
 from bot.store.models import Channel, Message
+
+# A message's outcome, by key (the store's decisions set it too).
+SET_OUTCOME = update(Message).where(Message.id == bindparam("pk")).values(outcome=bindparam("new_outcome"))
 
 
 @dataclass(frozen=True)
@@ -26,16 +30,17 @@ class OutcomesMixin:
     """The store's outcome bookkeeping (``messages.outcome``, NULL while a decision is owed)."""
 
     _run: Callable[..., Any]
+    _run_core: Callable[..., Any]
 
     def set_outcome(self, message_pk: int, outcome: str) -> None:
         """Record how a message ended (gated, superseded, ...) when no decision row says so."""
 
-        def fn(s: Session) -> None:
-            # Core on the session's connection: this runs for every message that is not decided.
-            s.connection().execute(update(Message).where(Message.id == message_pk).values(outcome=outcome))
+        def fn(conn: Connection) -> None:
+            # Core on a plain connection: this runs for every message that is not decided.
+            conn.execute(SET_OUTCOME, {"pk": message_pk, "new_outcome": outcome})
 
         # Not waited for on disk (see Store._wait_for_disk): lost, the message is only decided again.
-        self._run("set_outcome", fn, durable=False)
+        self._run_core("set_outcome", fn, durable=False)
 
     def pending_messages(
         self, platform: str | None = None, limit: int = 10_000, *, servers: ServerFilter | None = None

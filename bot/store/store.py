@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import bindparam, create_engine, event, func, insert, select, update
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,7 +22,7 @@ from bot.store.documents import DocumentsMixin
 from bot.store.feedback import FeedbackMixin
 from bot.store.forget import KNOWN, ForgettingMixin
 from bot.store.models import Channel, DecisionRecord, ForgottenMessage, Message, PlatformState, ReplySource
-from bot.store.pending import OutcomesMixin
+from bot.store.pending import SET_OUTCOME, OutcomesMixin
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -197,12 +197,27 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin, DocumentsMixin):
 
         def transaction() -> T:
             with self._session.begin() as session:
-                self._wait_for_disk(session, durable)
+                self._wait_for_disk(session.connection(), durable)
                 return fn(session)
 
         return with_retries(what, transaction, self._retries, self._retry_delay_s)
 
-    def _wait_for_disk(self, session: Session, durable: bool) -> None:
+    def _run_core(self, what: str, fn: Callable[[Connection], T], *, durable: bool = True) -> T:
+        """``_run`` on a plain connection, for the hot path's prepared Core statements.
+
+        Every message and decision passes here: an ORM session's set-up and unit of work
+        cost more CPU than the statements themselves.
+        """
+        self._check_file(what)
+
+        def transaction() -> T:
+            with self.engine.begin() as conn:
+                self._wait_for_disk(conn, durable)
+                return fn(conn)
+
+        return with_retries(what, transaction, self._retries, self._retry_delay_s)
+
+    def _wait_for_disk(self, conn: Connection, durable: bool) -> None:
         """Make the transaction's commit wait for the disk, or not (only the hot path's writes don't).
 
         A commit that waits for the disk costs a disk flush (5 to 50 ms on a shared VM disk),
@@ -216,23 +231,25 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin, DocumentsMixin):
         if self._sqlite:
             # SQLite (WAL): a per-connection level, set before the transaction's first write.
             level = "FULL" if durable else "NORMAL"
-            conn = session.connection()
             if conn.info.get("synchronous") != level:
                 conn.exec_driver_sql(f"PRAGMA synchronous={level}")
                 conn.info["synchronous"] = level
         elif not durable:
-            session.connection().exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+            conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
 
     # --- channels -------------------------------------------------------------
 
     def channel(self, ref: ChannelRef, *, talkativeness: int = 50, history_size: int = 40) -> ChannelSettings:
         """The channel's settings, creating the channel with the given defaults on first sight."""
 
-        def fn(s: Session) -> ChannelSettings:
+        def known(conn: Connection) -> ChannelSettings | None:
             # Read at every message: a prepared Core statement, a plain row (no ORM object to build).
-            known = s.connection().execute(_CHANNEL, {"platform": ref.platform, "channel_id": ref.channel_id}).first()
-            if known is not None and ref.name in ("", known.name) and ref.server in (None, known.server_id):
-                return ChannelSettings(*known[:-1])
+            row = conn.execute(_CHANNEL, {"platform": ref.platform, "channel_id": ref.channel_id}).first()
+            if row is not None and ref.name in ("", row.name) and ref.server in (None, row.server_id):
+                return ChannelSettings(*row[:-1])
+            return None  # new, renamed or moved: written below
+
+        def fn(s: Session) -> ChannelSettings:
             row = self._channel_row(s, ref)
             if row is None:
                 now = utcnow()
@@ -257,6 +274,9 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin, DocumentsMixin):
                     row.server_id = ref.server  # a channel stored before servers were recorded
             return _settings(row)
 
+        settings = self._run_core("channel", known, durable=False)
+        if settings is not None:
+            return settings
         try:
             return self._run("channel", fn)
         except IntegrityError:
@@ -315,12 +335,12 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin, DocumentsMixin):
         ``outcome`` None means a decision is owed on it (see bot/outcomes.py).
         """
 
-        def fn(s: Session) -> int | None:
-            return self._insert_message(s, _message_values(msg, channel_pk, from_assistant, forced, outcome))
+        def fn(conn: Connection) -> int | None:
+            return self._insert_message(conn, _message_values(msg, channel_pk, from_assistant, forced, outcome))
 
         try:
             # Not waited for on disk unless it is already decided (history): see _wait_for_disk.
-            return self._run("add_message", fn, durable=outcome is not None)
+            return self._run_core("add_message", fn, durable=outcome is not None)
         except IntegrityError:
             # Two deliveries raced past the existence check: the first one won.
             return None
@@ -354,13 +374,12 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin, DocumentsMixin):
         return self._run("add_messages", fn) if msgs else 0
 
     @staticmethod
-    def _insert_message(s: Session, values: dict[str, object]) -> int | None:
+    def _insert_message(conn: Connection, values: dict[str, object]) -> int | None:
         """Insert a message unless it was stored or deleted before; its key, or None.
 
-        Prepared Core statements on the session's connection: this runs for every message,
-        and the ORM's unit of work costs more CPU than the insert itself.
+        Prepared Core statements: this runs for every message, and the ORM's unit of work
+        costs more CPU than the insert itself.
         """
-        conn = s.connection()
         ids = {"platform": values["platform"], "message_id": values["platform_message_id"]}
         if conn.execute(KNOWN, ids).scalar():
             return None
@@ -395,14 +414,14 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin, DocumentsMixin):
     ) -> list[StoredMessage]:
         """The channel's last ``limit`` messages with ``min_pk`` <= key <= ``max_pk``, oldest first."""
 
-        def fn(s: Session) -> list[StoredMessage]:
+        def fn(conn: Connection) -> list[StoredMessage]:
             # Plain rows from a prepared Core statement, not ORM objects: every decision reads
             # a whole window, and an object per message costs more CPU than the query itself.
             params = {"channel_pk": channel_pk, "min_pk": min_pk, "max_pk": max_pk, "limit": limit}
-            rows = s.connection().execute(_RECENT if max_pk is not None else _RECENT_TO_END, params).all()
+            rows = conn.execute(_RECENT if max_pk is not None else _RECENT_TO_END, params).all()
             return [StoredMessage(*r) for r in reversed(rows)]
 
-        return self._run("recent_messages", fn)
+        return self._run_core("recent_messages", fn, durable=False)
 
     def all_messages(self, channel_pk: int) -> list[StoredMessage]:
         """Every stored message of a channel, oldest first."""
@@ -420,21 +439,19 @@ class Store(ForgettingMixin, OutcomesMixin, FeedbackMixin, DocumentsMixin):
     ) -> None:
         """Keep one decision, its message's outcome and the reply it sent (with the messages it rests on), at once."""
 
-        def fn(s: Session) -> None:
+        def fn(conn: Connection) -> None:
             if reply is not None:
-                reply_pk = self._insert_message(s, _message_values(reply, channel_pk, True, False, outcomes.OWN))
+                reply_pk = self._insert_message(conn, _message_values(reply, channel_pk, True, False, outcomes.OWN))
                 # A source deleted meanwhile is gone from the store: nothing to link (the FK would refuse it).
-                known = s.scalars(select(Message.id).where(Message.id.in_(sources))).all() if sources else []
-                if reply_pk is not None:
-                    s.add_all(ReplySource(reply_pk=reply_pk, source_pk=pk) for pk in known)
-            # Prepared Core statements: one decision per message, the ORM's unit of work costs more.
-            conn = s.connection()
+                known = conn.scalars(select(Message.id).where(Message.id.in_(sources))).all() if sources else []
+                if reply_pk is not None and known:
+                    conn.execute(insert(ReplySource), [{"reply_pk": reply_pk, "source_pk": pk} for pk in known])
             conn.execute(_INSERT_DECISION, {"channel_pk": channel_pk, "created_at": utcnow(), **row.__dict__})
             if row.message_pk is not None:
-                conn.execute(_SET_OUTCOME, {"pk": row.message_pk, "new_outcome": row.outcome})
+                conn.execute(SET_OUTCOME, {"pk": row.message_pk, "new_outcome": row.outcome})
 
         # A reply sent is waited for on disk (it must not be sent twice); a silent decision is not.
-        self._run("record_decision", fn, durable=reply is not None)
+        self._run_core("record_decision", fn, durable=reply is not None)
 
     def decisions(self, channel_pk: int, limit: int = 100) -> list[DecisionRow]:
         """The channel's latest decisions, newest first."""
@@ -581,14 +598,13 @@ def _stored(row: Message) -> StoredMessage:
 
 
 # The hot path's statements, built once (building and caching a statement per call costs
-# more CPU than SQLite takes to run it). Executed on the session's connection as Core.
+# more CPU than SQLite takes to run it). Executed as Core (``_run_core``).
 _CHANNEL = select(*_SETTINGS_COLUMNS, Channel.server_id).where(
     Channel.platform == bindparam("platform"), Channel.channel_id == bindparam("channel_id")
 )
 # Stored before, or deleted before (a tombstone): either way never stored again.
 _INSERT_MESSAGE = insert(Message)
 _INSERT_DECISION = insert(DecisionRecord)
-_SET_OUTCOME = update(Message).where(Message.id == bindparam("pk")).values(outcome=bindparam("new_outcome"))
 # A channel's newest messages from min_pk (up to max_pk), newest first.
 _RECENT_TO_END = (
     select(*_STORED_COLUMNS)

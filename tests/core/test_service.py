@@ -185,7 +185,7 @@ async def test_gates_store_but_do_not_decide(make) -> None:
     await h.service.drain()
     assert h.runtime.calls == []
     assert len(h.stored()) == 1
-    h.service.store.update_channel(CH, muted=True)
+    await h.service.ops.set_muted(CH, True)  # settings change through the operations, which drop the cached ones
     await h.say("@assistant are you there?")
     await h.service.drain()
     assert h.runtime.calls == [] and h.sender.sent == []
