@@ -52,7 +52,7 @@ from bot.config import parse_config  # noqa: E402
 from bot.domain import ChannelRef, IncomingMessage, SentMessage  # noqa: E402
 from bot.service import ConversationService, DecisionEvent  # noqa: E402
 from bot.store import Store  # noqa: E402
-from chime.app import build_runtime, prepare_store  # noqa: E402
+from chime.app import build_runtime, prepare_store, tune_interpreter  # noqa: E402
 from model_runtime.bundled import bundled_model_path, resolve_adapter  # noqa: E402
 
 PLATFORM = "scale"
@@ -244,6 +244,7 @@ def main() -> None:
     if args.quick:
         args.server, args.concurrency, args.delay_ms, args.seconds = "fake", [16], [100.0], 20.0
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tune_interpreter()  # as ``chime run`` does
     with tempfile.TemporaryDirectory(prefix="chime-scale-servers-") as tmp:
         for server, concurrency, delay_ms in cases(args):
             if server == "fake":

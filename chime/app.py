@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -23,6 +24,12 @@ from model_runtime.preflight import RUNTIME_LIBRARIES, check_options, missing_li
 
 log = logging.getLogger("chime")
 T = TypeVar("T")
+
+# How long a thread may hold the GIL while others wait for it (Python's default is 5 ms).
+# The bot's threads mostly wait on sockets and the database and need the GIL for a moment
+# after each wait; behind a busy thread, each such moment waited up to 5 ms, which
+# measured as hundreds of milliseconds per decision at 125 decisions/s (benchmarks/scale.py).
+SWITCH_INTERVAL_S = 0.001
 
 NO_ADAPTER = "adapters: none is enabled (enable console, discord or matrix)"
 # The platform adapters and the extra that installs each one's library.
@@ -142,8 +149,14 @@ def _check_runtime(options: RuntimeOptions | ChatOptions, key: str) -> None:
     check_options(options)
 
 
+def tune_interpreter() -> None:
+    """Hand the GIL over every ``SWITCH_INTERVAL_S`` (the bot process; set once at start)."""
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+
+
 async def run_bot(config: Config, runtime: Runtime | None = None) -> int:
     """Run every enabled adapter until they end or SIGTERM/SIGINT arrives; then stop cleanly."""
+    tune_interpreter()
     url = prepare_store(config)
     runtime = runtime or build_runtime(config)
     try:
