@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import json
 import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from model_runtime.gguf_meta import read_metadata
 from model_runtime.interface import RuntimeError_, Timings
+from model_runtime.json_http import JsonHttp
 from model_runtime.openai_chat import server_root
 from model_runtime.options import OpenAICompatOptions
 from model_runtime.preflight import api_key, template_source
@@ -113,11 +113,8 @@ class OpenAICompatRuntime(PromptRuntime):
         if key:
             headers["Authorization"] = f"Bearer {key}"
         self.concurrency = options.max_concurrency
-        # Every call's requests at once: a decision's scoring requests go together.
-        connections = httpx.Limits(max_connections=4 * self.concurrency, max_keepalive_connections=4 * self.concurrency)
-        self._http = httpx.Client(
-            base_url=server_root(options.base_url), headers=headers, timeout=options.timeout_s, limits=connections
-        )
+        # A keep-alive connection per thread that sends (the calls' threads and the request threads).
+        self._http = JsonHttp(server_root(options.base_url), headers, options.timeout_s)
         # Sends a decision's scoring requests together (separate from the calls' own threads).
         self._requests = concurrent.futures.ThreadPoolExecutor(
             max_workers=2 * self.concurrency, thread_name_prefix="chime-openai-request"
@@ -171,10 +168,11 @@ class OpenAICompatRuntime(PromptRuntime):
             body["logprobs"] = logprobs
         with self._count_lock:
             self.requests += 1
-        response = self._http.post("/v1/completions", json=body)
-        if response.status_code != 200:
-            raise RuntimeError_(f"{self.options.base_url} answered {response.status_code}: {response.text[:300]}")
-        return response.json()["choices"][0]
+        status, payload = self._http.post("/v1/completions", body)
+        if status != 200:
+            text = payload.decode("utf-8", errors="replace")
+            raise RuntimeError_(f"{self.options.base_url} answered {status}: {text[:300]}")
+        return json.loads(payload)["choices"][0]
 
     def _score(self, prompt: Prompt) -> float:
         """p_speak from top log-probabilities, in one request when the model's own next tokens cover the rest.
