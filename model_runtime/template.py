@@ -8,6 +8,9 @@ nothing heavy: the tokenizer is passed in as a function.
 from __future__ import annotations
 
 import logging
+import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -194,6 +197,63 @@ class Prompt:
         return self.decision.prompt
 
 
+class PieceTokenizer:
+    """Tokenizes a rendered prompt piece by piece between special tokens, remembering each piece's tokens.
+
+    A prompt is rendered and tokenized at every message, and from one message to the next
+    it differs only at its end. Tokenizers cut the text at special tokens before anything
+    else (llama.cpp and Hugging Face alike), so the pieces between them tokenize on their
+    own to the same tokens. The first ``checks`` prompts are also tokenized whole and
+    compared: a tokenizer that does not cut so (one adding a space after each special
+    token) turns the cache off.
+    """
+
+    def __init__(self, tokenize: Tokenize, special_tokens: Sequence[str], size: int = 8192, checks: int = 16):
+        self._tokenize = tokenize
+        ordered = sorted({t for t in special_tokens if t}, key=len, reverse=True)
+        self._split = re.compile("(" + "|".join(map(re.escape, ordered)) + ")") if ordered else None
+        self._pieces: OrderedDict[str, list[int]] = OrderedDict()
+        self._size = size
+        self._checks = checks
+        self._lock = threading.Lock()
+
+    def __call__(self, text: str) -> list[int]:
+        """The tokens of ``text`` (special tokens parsed, no BOS added)."""
+        if self._split is None or self._checks < 0:
+            return self._tokenize(text)
+        tokens: list[int] = []
+        for piece in self._split.split(text):
+            if piece:
+                tokens += self._piece(piece)
+        if self._checks > 0:
+            whole = self._tokenize(text)
+            with self._lock:
+                self._checks = self._checks - 1 if whole == tokens else -1
+            if whole != tokens:
+                log.info("the tokenizer joins text across special tokens: prompts are tokenized whole")
+                self.clear()
+                return whole
+        return tokens
+
+    def clear(self) -> None:
+        """Forget every remembered piece (after a deletion: the text must not stay in memory)."""
+        with self._lock:
+            self._pieces.clear()
+
+    def _piece(self, piece: str) -> list[int]:
+        with self._lock:
+            known = self._pieces.get(piece)
+            if known is not None:
+                self._pieces.move_to_end(piece)
+                return known
+        tokens = self._tokenize(piece)
+        with self._lock:
+            self._pieces[piece] = tokens
+            if len(self._pieces) > self._size:
+                self._pieces.popitem(last=False)
+        return tokens
+
+
 class PromptBuilder:
     """Renders a window, trimming it oldest-first to a token budget, with a start that stays put."""
 
@@ -207,6 +267,7 @@ class PromptBuilder:
     ) -> None:
         self.template = template
         self.tokenize = tokenize  # text -> tokens, special tokens parsed, no BOS added
+        self._prompt_tokens = PieceTokenizer(tokenize, template.special_tokens)
         self.budget = budget
         self.prompted = prompted
         # Prepended when the model wants a BOS and the template did not write one.
@@ -216,8 +277,9 @@ class PromptBuilder:
         self._anchors: dict[str, Turn] = {}
 
     def forget(self, channel: str) -> None:
-        """Drop the channel's trimming anchor."""
+        """Drop the channel's trimming anchor, and the remembered tokens of every prompt piece."""
         self._anchors.pop(channel, None)
+        self._prompt_tokens.clear()
 
     def build(self, channel: str, window: Sequence[Turn]) -> Prompt:
         """The decision prompt for ``window`` within the budget; never fails on length."""
@@ -232,7 +294,7 @@ class PromptBuilder:
 
     def _encode(self, turns: Sequence[Turn]) -> tuple[str, list[int]]:
         text = self.template.render_turns(turns, prompted=self.prompted)
-        tokens = self.tokenize(text)
+        tokens = list(self._prompt_tokens(text))
         if self.bos_id is not None and tokens[:1] != [self.bos_id]:
             tokens.insert(0, self.bos_id)
         return text, tokens

@@ -9,7 +9,7 @@ import pytest
 from model_runtime.gguf_meta import read_metadata, special_token_texts
 from model_runtime.interface import RuntimeError_
 from model_runtime.protocol import Turn
-from model_runtime.template import ChatTemplate, PromptBuilder, decision_tokens
+from model_runtime.template import ChatTemplate, PieceTokenizer, PromptBuilder, decision_tokens
 
 from .conftest import long_conversation
 
@@ -131,3 +131,40 @@ def test_window_must_end_with_a_human_turn(template: ChatTemplate, vocab) -> Non
     builder = PromptBuilder(template, _tokenize(vocab), budget=400)
     with pytest.raises(ValueError, match="human turn"):
         builder.build("c", long_conversation(2) + [Turn(role="assistant", content="hi")])
+
+
+def test_prompts_tokenized_piece_by_piece_match_whole_and_reuse_earlier_pieces(template: ChatTemplate, vocab) -> None:
+    whole = _tokenize(vocab)
+    asked: list[str] = []
+
+    def recorded(text: str) -> list[int]:
+        asked.append(text)
+        return whole(text)
+
+    pieces = PieceTokenizer(recorded, template.special_tokens, checks=0)
+    window = long_conversation(30)
+    for n in range(20, 31):
+        text = template.render_turns(window[:n])
+        assert pieces(text) == whole(text)
+    # After the first prompt, each one asks only for what is new: the new message, not the 20 before it.
+    assert len(asked) < 3 * 30
+    asked.clear()
+    pieces.clear()
+    pieces(template.render_turns(window))
+    assert len(asked) > 30  # forgotten: every piece tokenized again
+
+
+def test_a_tokenizer_that_joins_across_special_tokens_is_used_whole() -> None:
+    # Like a SentencePiece tokenizer that marks the text after each special token (a space
+    # prefix): pieces tokenized alone differ from the whole.
+    def joined(text: str) -> list[int]:
+        out: list[int] = []
+        for i, part in enumerate(text.split("<s>")):
+            if i:
+                out.append(1)
+            out += [ord(c) + (1000 if i and j == 0 else 0) for j, c in enumerate(part)]
+        return out
+
+    pieces = PieceTokenizer(joined, ["<s>"], checks=2)
+    assert pieces("a<s>b") == joined("a<s>b") == [97, 1, 1098]
+    assert pieces("a<s>b<s>c") == joined("a<s>b<s>c")  # tokenized whole from the first check on
