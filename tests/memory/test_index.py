@@ -167,6 +167,18 @@ def test_a_question_of_only_filler_searches_nothing(store: Store) -> None:
     assert Memory(store.engine).search(pk, "@assistant what did we say again?") == []
 
 
+def test_remembered_word_counts_never_hide_a_message_said_since(store: Store) -> None:
+    pk = fill(store, CH, "$g")
+    store.add_message(msg("$door", "the code for the bike room door is 1234"), channel_pk=pk)
+    memory = Memory(store.engine)
+    # "gate": said nowhere yet; "code": counted and remembered.
+    assert ids(memory.search(pk, "what's the gate code?")) == ["$door"]
+    store.add_message(msg("$gate", "the gate opens with 4411", author="ann"), channel_pk=pk)
+    store.add_message(msg("$gate2", "new gate code: 9090", author="ann"), channel_pk=pk)
+    # The same memory, within a minute: both new messages are found.
+    assert set(ids(memory.search(pk, "what's the gate code?"))) == {"$door", "$gate", "$gate2"}
+
+
 def test_sqlite_files_keep_no_deleted_words(tmp_path) -> None:  # noqa: ANN001
     from bot.store import sqlite_url
 
@@ -213,5 +225,5 @@ def test_a_number_equal_to_the_channel_key_matches_only_the_messages_that_say_it
     store.add_message(msg("$gate", f"the gate code is {pk} then star"), channel_pk=pk)
     index = index_for(store.engine.dialect.name)
     with store.engine.connect() as conn:
-        assert index.doc_freq(conn, MESSAGES, pk, str(pk)) == 1
+        assert index.doc_freqs(conn, MESSAGES, pk, [str(pk), "gate"]) == {str(pk): 1, "gate": 1}
         assert index.candidates(conn, MESSAGES, pk, [str(pk)], 10) == [store.get_message("matrix", "$gate").pk]
