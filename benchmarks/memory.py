@@ -11,7 +11,7 @@ statistics the planner takes a channel of 100,000 messages for a few dozen rows 
 the channel's whole index in each query (``--no-analyze`` measures that). Prints one
 JSON object per size:
 
-    .venv/bin/python benchmarks/memory.py                          # SQLite, ~3 min on 2 cores
+    .venv/bin/python benchmarks/memory.py                          # SQLite, ~1 min on 2 cores
     .venv/bin/python benchmarks/memory.py --url postgresql://postgres@127.0.0.1/bench --sizes 1000 10000
 """
 
