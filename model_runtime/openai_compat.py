@@ -190,11 +190,12 @@ class OpenAICompatRuntime(PromptRuntime):
         reach = max(len(p) for p in prefixes) - len(base) + 1
         head = list(decision.prompt)
         tables: dict[tuple[int, ...], dict[str, float]] = {}
-        first = self._complete(self._text(prompt, base), reach, self._k)
+        k = self.options.top_logprobs
+        first = self._complete(self._text(prompt, base), reach, k)
         self._read_positions(tables, head, prefixes, base, first)
         missing = [p for p in prefixes if p not in tables]
         # The prefixes left do not depend on each other's answers: one more round trip, not one each.
-        choices = list(self._requests.map(lambda p: self._complete(self._text(prompt, p), 1, self._k), missing))
+        choices = list(self._requests.map(lambda p: self._complete(self._text(prompt, p), 1, k), missing))
         for prefix, choice in zip(missing, choices, strict=True):
             self._read_positions(tables, head, [prefix], prefix, choice)
 
@@ -216,10 +217,6 @@ class OpenAICompatRuntime(PromptRuntime):
 
         return p_speak_from_logprobs(*decision.logprobs(lookup))
 
-    @property
-    def _k(self) -> int:
-        return self.options.top_logprobs
-
     def _text(self, prompt: Prompt, prefix: tuple[int, ...]) -> str:
         """The prompt's text followed by the continuation prefix's tokens as text."""
         head = list(prompt.decision.prompt)
@@ -236,9 +233,9 @@ class OpenAICompatRuntime(PromptRuntime):
         """File each generated position's top log-probabilities under the prefix it answers.
 
         Position i answers ``sent`` plus the first i generated tokens (``head``: the prompt's
-        tokens, for reading tokens as text); a prefix is answered
-        when its tokens after ``sent`` read as the generated ones (compared as text, as the
-        server names tokens).
+        tokens, for reading tokens as text); a prefix is answered when its tokens after
+        ``sent`` read as the generated ones (compared as text, as the server names tokens).
+        A server that stopped early answers fewer positions: the rest are asked for again.
         """
         logprobs = choice.get("logprobs") or {}
         top = logprobs.get("top_logprobs") or [None]
