@@ -40,7 +40,7 @@ from bot.responding import Remembered, Responder
 from bot.scheduler import ChannelScheduler, Job
 from bot.store import ChannelSettings, DecisionRow, Store, StoreError
 from bot.window import WindowPlanner
-from model_runtime.addressing import addressee, addresses_assistant
+from model_runtime.addressing import addresses_assistant, put_to_other
 from model_runtime.interface import Runtime, Score
 
 log = logging.getLogger(__name__)
@@ -476,10 +476,10 @@ class ConversationService:
         return Remembered(grounded.text, (source,) if source is not None else ())
 
     def _put_to_other(self, window: list) -> bool:
-        """The window's last message opens by (or ends) addressing another person present in it."""
+        """The window's last message addresses another person: one present in it, or a name it opens a question with."""
         last = window[-1]
         others = {t.name for t in window if t.role == "user" and t.name != last.name}
-        return addressee(last.content, others, self.assistant_name) is not None
+        return put_to_other(last.content, others, self.assistant_name) is not None
 
     async def _act(
         self, job: Job, decision: Decision, superseded: Callable[[], bool], sender: ReplySender | None

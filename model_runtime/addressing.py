@@ -21,6 +21,24 @@ _REQUEST = (
 )
 
 
+# Words that open a line followed by a comma or colon without naming anyone: discourse
+# words, greetings, groups, labels and interjections ("So, ...", "Guys, ...", "Update: ...").
+_NOT_NAMES = frozenset(
+    """
+    so ok okay oh and but well please pls thanks hey hi hello hiya yo also anyway anyways right sorry wait hmm hm
+    ugh btw question quick honestly seriously actually alright lol yes no yeah yep nope guys folks everyone everybody
+    all team friends people y'all yall anyone anybody someone somebody mods admins bot random update note edit fyi psa
+    psst look listen see now then plus oops ah aha wow damn dang whoa true fair same sure cool nice great perfect fine
+    good bad huh um uh er ooh ha haha omg gosh jeez man dude mate bro ps srsly tbh imo idk meanwhile besides still
+    otherwise like basically apparently speaking unrelated morning evening afternoon night gm congrats weird strange
+    interesting funny crazy context background problem issue error warning step tip idea poll vote survey reminder plan
+    """.split()
+)
+# "Priya, when did ...", "jojo_: what's the flag ...": a word (a name, or a nick before a colon)
+# opening the line, then a comma or colon, then the rest.
+_OPENING_NAME = re.compile(r"^@?([A-Z][\w'\-]*|[\w\-\[\]`^{}|]+(?=\s*:))\s*[,:]\s*(.+)$", re.DOTALL)
+
+
 def strip_code(text: str) -> str:
     """The text with code blocks and inline code blanked out."""
     return _CODE_RE.sub(" ", text)
@@ -68,3 +86,26 @@ def addressee(text: str, names: Iterable[str], assistant_name: str) -> str | Non
         if re.search(opening, body, re.IGNORECASE) or re.search(closing, body, re.IGNORECASE):
             return name
     return None
+
+
+def named_opening(text: str, assistant_name: str) -> str | None:
+    """The name a question or request opens with ("Priya, when did ...?", "jojo_: what's ..."), whoever it is.
+
+    People read a channel without writing in it: a question put to a name by the asker is
+    theirs to answer even when that person has not spoken in the window. Not the
+    assistant's name (that forces a reply), nor a word that names no one ("So, ...",
+    "Guys, ...", "Update: ..."), nor an adverb ("Honestly, ...").
+    """
+    match = _OPENING_NAME.match(strip_code(text).strip())
+    if match is None:
+        return None
+    name, rest = match.group(1), match.group(2)
+    word = name.casefold()
+    if len(name) < 2 or word in _NOT_NAMES or word.endswith("ly") or word == assistant_name.casefold():
+        return None
+    return name if "?" in rest or re.match(rf"{_REQUEST}\b", rest, re.IGNORECASE) else None
+
+
+def put_to_other(text: str, others: Iterable[str], assistant_name: str) -> str | None:
+    """Whom the message is put to, other than the assistant: a person present (``addressee``) or a name it opens with."""
+    return addressee(text, others, assistant_name) or named_opening(text, assistant_name)

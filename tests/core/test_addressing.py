@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from model_runtime.addressing import addressee, addresses_assistant, mentions_assistant
+from model_runtime.addressing import addressee, addresses_assistant, mentions_assistant, named_opening, put_to_other
 
 NAMES = ["Priya", "jacob_", "Tom", "Sam", "Ann 4821", "kev|work"]
 
@@ -76,3 +76,32 @@ def test_a_question_put_to_another_person(text: str, who: str | None) -> None:
 def test_only_people_present_count() -> None:
     assert addressee("Maria, when did the Titanic sink?", NAMES, "assistant") is None
     assert addressee("Maria, when did the Titanic sink?", ["Maria"], "assistant") == "Maria"
+
+
+@pytest.mark.parametrize(
+    ("text", "who"),
+    [
+        ("Maria, when did the Titanic sink?", "Maria"),
+        ("Jana, how many people are coming Saturday in the end?", "Jana"),
+        ("jojo_: what's the flag for the port with scp again", "jojo_"),
+        ("kilo: did you rebase feature/login on main yet", "kilo"),
+        ("Maria, nice one", None),  # no question or request
+        ("So, when did it sink?", None),
+        ("Guys, pizza or tacos?", None),
+        ("Honestly, why is every game night a negotiation", None),
+        ("Update: does anyone know if the vpn is down?", None),
+        ("E: Could not get lock /var/lib/dpkg/lock-frontend?", None),
+        ("Unrelated, but my carbon monoxide alarm keeps beeping. Battery?", None),
+        ("Assistant, what year did the wall fall?", None),  # the assistant: forced, not another person
+        ("when did the Titanic sink? Maria says 1915", None),
+        ("`x: y?` is the syntax", None),
+    ],
+)
+def test_a_question_opened_with_a_name_is_put_to_that_person(text: str, who: str | None) -> None:
+    assert named_opening(text, "assistant") == who
+
+
+def test_put_to_other_takes_people_present_first_then_an_opening_name() -> None:
+    assert put_to_other("is that right, Sam?", ["Sam"], "assistant") == "Sam"
+    assert put_to_other("Maria, when did the Titanic sink?", [], "assistant") == "Maria"
+    assert put_to_other("when did the Titanic sink?", ["Sam"], "assistant") is None

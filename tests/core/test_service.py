@@ -157,8 +157,12 @@ async def test_a_question_put_to_another_person_present_is_left_to_them(make) ->
     # The model would have spoken (0.95): the rule keeps it out, and the decision row says so.
     assert h.sender.sent == [] and h.events[-1].outcome == "silent"
     assert not h.events[-1].decision.speak and h.events[-1].decision.p_speak == 0.95
-    # Someone not in the window is not "another person present": the model decides.
+    # A question opened with a name is put to that person even if they have not spoken
+    # here (people read without writing); a name elsewhere in it is not an address.
     await h.say("Maria, when did the Titanic sink?", name="Tom")
+    await h.service.drain()
+    assert h.sender.sent == [] and h.events[-1].outcome == "silent"
+    await h.say("when did the Titanic sink? Maria says 1915", name="Tom")
     await h.service.drain()
     assert [s.text for s in h.sender.sent] == ["1912."]
 

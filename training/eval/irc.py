@@ -21,7 +21,7 @@ from pathlib import Path
 
 from model_runtime.interface import Runtime, RuntimeError_
 from model_runtime.protocol import Turn, cap_text, sanitize_name
-from training.eval.windows import human_windows, turn_rules
+from training.eval.windows import addresses_present, human_windows, turn_rules
 
 # The corpus annotates reply links from this line on; the lines before are context only.
 FIRST_ANNOTATED = 1000
@@ -92,9 +92,11 @@ def log_pairs(folder: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def gold_label(line: IrcLine, by_number: dict[int, IrcLine], links: dict[int, set[int]], to_other: bool) -> str | None:
+def gold_label(
+    line: IrcLine, by_number: dict[int, IrcLine], links: dict[int, set[int]], to_present: bool
+) -> str | None:
     """Why the line is gold silent: it addresses a nick present, or it answers another person's line."""
-    if to_other:
+    if to_present:
         return "nick_address"
     for earlier in links.get(line.number, ()):
         other = by_number.get(earlier)
@@ -122,8 +124,8 @@ def replay_log(
         if max_lines is not None and len(out) >= max_lines:
             break
         forced, to_other = turn_rules(window, name)
-        # The gold mark uses the present nicks as they are, not the bot's rule output.
-        gold = gold_label(line, by_number, links, to_other)
+        # The gold mark: a nick present in the window, whatever else the bot's rules catch.
+        gold = gold_label(line, by_number, links, not forced and addresses_present(window, name))
         d = runtime.score(channel, window)
         out.append(LineResult(log.name, line.number, d.p_speak, forced, to_other, gold))
     runtime.forget(channel)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from model_runtime.addressing import addressee, addresses_assistant
+from model_runtime.addressing import addressee, addresses_assistant, put_to_other
 from model_runtime.protocol import Turn
 
 # Like the core's window planner: past HISTORY messages the window start jumps forward to
@@ -31,4 +31,11 @@ def turn_rules(window: Sequence[Turn], assistant_name: str) -> tuple[bool, bool]
     last = window[-1]
     others = {t.name for t in window if t.role == "user" and t.name != last.name}
     forced = addresses_assistant(last.content, assistant_name)
-    return forced, not forced and addressee(last.content, others, assistant_name) is not None
+    return forced, not forced and put_to_other(last.content, others, assistant_name) is not None
+
+
+def addresses_present(window: Sequence[Turn], assistant_name: str) -> bool:
+    """The window's last turn opens by (or ends) addressing another person present in the window (IRC's gold mark)."""
+    last = window[-1]
+    others = {t.name for t in window if t.role == "user" and t.name != last.name}
+    return addressee(last.content, others, assistant_name) is not None
