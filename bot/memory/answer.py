@@ -27,6 +27,14 @@ KIND_WORDS = frozenset(
     address addresses email emails phone link url id place price cost
     """.split()
 )
+# A message that asks rather than tells, "?" or not: "what do we get Maria as a present",
+# "can we push it to 3" (chat often drops the question mark). "when we land, the code is
+# 4821" tells: a question word opens a question only with an auxiliary after it.
+_ASKS = re.compile(
+    r"^(?:(?:what|when|where|who|which|why|how)\s+(?:do|does|did|is|are|was|were|should|shall|can|could|would|will)\b"
+    r"|(?:can|could|should|shall|do|does|did|will|would)\s+(?:we|i|you|they|someone|anyone)\b|(?:anyone|anybody)\b)",
+    re.IGNORECASE,
+)
 MAX_QUOTE_CHARS = 300
 _TOKEN = re.compile(r"[^\W_][\w@.:/'-]*[^\W_]|[^\W_]", re.UNICODE)
 
@@ -56,9 +64,15 @@ def relevant(passages: Sequence[Passage], min_coverage: float = DEFAULT_MIN_COVE
         for p in passages
         if p.coverage >= min_coverage
         and not set(p.matched) <= KIND_WORDS
-        and not p.text.rstrip().endswith("?")
+        and not asks(p.text)
         and (p.states_value or p.document is not None or p.coverage >= SURE_COVERAGE)
     ]
+
+
+def asks(text: str) -> bool:
+    """Whether a message asks rather than tells (a question mark, or a question's opening words)."""
+    text = text.strip()
+    return text.endswith("?") or _ASKS.match(text) is not None
 
 
 def source_label(p: Passage) -> str:

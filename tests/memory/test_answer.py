@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.memory.answer import NOT_FOUND, compose, key_tokens, quote, relevant, supported
+from bot.memory.answer import NOT_FOUND, asks, compose, key_tokens, quote, relevant, supported
 from bot.memory.search import Passage, states_a_value
 
 AT = datetime(2026, 11, 12, 18, 30, tzinfo=UTC)
@@ -40,6 +40,15 @@ def test_nothing_relevant_says_it_cannot_find_it() -> None:
     assert compose(QUESTION, [], None).source is None
     # Enough of the words, but it states no value: chatter about the topic, not an answer.
     assert relevant([passage("is the wifi down for anyone else?", coverage=0.6)]) == []
+
+
+def test_a_message_that_asks_answers_nothing_question_mark_or_not() -> None:
+    for question in ("what do we get Maria as a present", "can we push it to half past 3", "is it 42?"):
+        assert asks(question)
+        assert relevant([passage(question, coverage=0.8)]) == []
+    for statement in ("when we land, the code is 4821", "the code is 4821", "what a day, the code is 4821"):
+        assert not asks(statement)
+        assert relevant([passage(statement, coverage=0.8)]) != []
 
 
 def test_console_sources_are_author_and_time_and_documents_their_name() -> None:

@@ -66,6 +66,20 @@ def test_a_word_form_and_the_author_name_are_found(store: Store) -> None:
     assert {"restaurants", "jonas", "book"} <= set(found[0].matched)
 
 
+def test_a_word_held_only_in_another_form_or_only_the_persons_name_covers_less(store: Store) -> None:
+    pk = fill(store, CH, "$g")
+    store.add_message(msg("$plural", "the book club reads Dune, books are at the library"), channel_pk=pk)
+    store.add_message(msg("$stem", "I booked a table at Casa Miguel for friday"), channel_pk=pk)
+    store.add_message(msg("$hiro", "+1", author="hiro"), channel_pk=pk)
+    memory = Memory(store.engine)
+    found = {p.message_id: p for p in memory.search(pk, "which books are we reading for book club?", k=5)}
+    # "booked" is found (the index stems it) but counts half; "books"/"book" is the same word.
+    assert found["$stem"].coverage < found["$plural"].coverage / 2
+    # A message by the person asked about that shares nothing else with the question.
+    hiro = {p.message_id: p for p in memory.search(pk, "which flight number is Hiro on?", k=5)}
+    assert hiro["$hiro"].coverage == 0.0
+
+
 def test_scope_is_the_channel_never_another_nor_a_dm(store: Store) -> None:
     pk = fill(store, CH, "$g")
     other = fill(store, OTHER, "$o")
