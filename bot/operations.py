@@ -142,12 +142,11 @@ class Operations:
 
     async def _update(self, channel: ChannelRef, **fields: object) -> ChannelSettings:
         await self.channel_settings(channel)  # created with the defaults first
-        self._changes += 1
-        self._settings.pop(channel.key, None)
         try:
             return await self._db(self._store.update_channel, channel, **fields)
         finally:
-            # Read afresh, written or not: the next message sees the change.
+            # Read afresh, written or not: the next message sees the change, and a read that
+            # began before it (still old) is not kept.
             self._changes += 1
             self._settings.pop(channel.key, None)
 

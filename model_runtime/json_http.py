@@ -39,22 +39,17 @@ class JsonHttp:
     def post(self, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
         """(status, body bytes) of a POST of ``body`` as JSON to ``path``."""
         data = json.dumps(body).encode("utf-8")
-        conn, reused = self._connection()
-        try:
-            return self._exchange(conn, path, data)
-        except _STALE:
-            self._drop(conn)
-            if not reused:
+        while True:
+            conn, reused = self._connection()
+            try:
+                return self._exchange(conn, path, data)
+            except _STALE:
+                self._drop(conn)
+                if not reused:
+                    raise  # a new connection failed: the server, not a stale keep-alive
+            except BaseException:
+                self._drop(conn)  # a timeout or a half-read answer leaves the connection unusable
                 raise
-        except BaseException:
-            self._drop(conn)  # a timeout or a half-read answer leaves the connection unusable
-            raise
-        conn, _ = self._connection()
-        try:
-            return self._exchange(conn, path, data)
-        except BaseException:
-            self._drop(conn)
-            raise
 
     def close(self) -> None:
         """Close every thread's connection."""

@@ -191,11 +191,11 @@ class OpenAICompatRuntime(PromptRuntime):
         head = list(decision.prompt)
         tables: dict[tuple[int, ...], dict[str, float]] = {}
         k = self.options.top_logprobs
-        first = self._complete(self._text(prompt, base), reach, k)
+        first = self._complete(self._text(prompt, head, base), reach, k)
         self._read_positions(tables, head, prefixes, base, first)
         missing = [p for p in prefixes if p not in tables]
         # The prefixes left do not depend on each other's answers: one more round trip, not one each.
-        choices = list(self._requests.map(lambda p: self._complete(self._text(prompt, p), 1, k), missing))
+        choices = list(self._requests.map(lambda p: self._complete(self._text(prompt, head, p), 1, k), missing))
         for prefix, choice in zip(missing, choices, strict=True):
             self._read_positions(tables, head, [prefix], prefix, choice)
 
@@ -217,9 +217,8 @@ class OpenAICompatRuntime(PromptRuntime):
 
         return p_speak_from_logprobs(*decision.logprobs(lookup))
 
-    def _text(self, prompt: Prompt, prefix: tuple[int, ...]) -> str:
-        """The prompt's text followed by the continuation prefix's tokens as text."""
-        head = list(prompt.decision.prompt)
+    def _text(self, prompt: Prompt, head: list[int], prefix: tuple[int, ...]) -> str:
+        """The prompt's text followed by the continuation prefix's tokens as text (``head``: the prompt's tokens)."""
         return prompt.text + "".join(self._tok.piece(tok, head + list(prefix[:i])) for i, tok in enumerate(prefix))
 
     def _read_positions(

@@ -294,7 +294,7 @@ class PromptBuilder:
 
     def _encode(self, turns: Sequence[Turn]) -> tuple[str, list[int]]:
         text = self.template.render_turns(turns, prompted=self.prompted)
-        tokens = list(self._prompt_tokens(text))
+        tokens = self._prompt_tokens(text)
         if self.bos_id is not None and tokens[:1] != [self.bos_id]:
             tokens.insert(0, self.bos_id)
         return text, tokens

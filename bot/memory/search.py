@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from bot.memory.lexical import CHUNKS, MESSAGES, NO_LIMIT, having, index_for
 from bot.memory.sources import message_link
-from bot.memory.terms import query_terms
+from bot.memory.terms import WORD, query_terms
 from bot.store.models import Channel, MemoryChunk, MemoryDocument, Message
 
 # Candidates taken from the full-text index before scoring.
@@ -39,7 +39,6 @@ _K1, _B, _AVG_WORDS = 1.2, 0.5, 14.0
 FACT_BONUS = 0.5
 _VALUE = re.compile(r"\d|@\w|\b(?:Dr|Mr|Mrs|Ms|St)\. [A-Z]|(?<![.!?]\s)(?<!^)\b(?!I\b|I')[A-Z][\w'-]+")
 ABSENT_WEIGHT = 0.25
-_WORDS = re.compile(r"[^\W_]+", re.UNICODE)
 PERSON_MISSING = 0.5
 # A question word that a passage holds only in another form, through the index's stemmer
 # ("booked" for "book", "meet" for "meeting", "park" for "parking"), is often another word:
@@ -255,7 +254,7 @@ def _score(terms: list[str], dfs: dict[str, int], total: int, found: list[_Hit])
         words = max(1, len(hit.text.split()))
         norm = (_K1 + 1) / (1 + _K1 * (1 - _B + _B * words / _AVG_WORDS))
         bonus = 1 + FACT_BONUS if states_a_value(hit.text) else 1
-        said = {w.casefold() for w in _WORDS.findall(f"{hit.text} {hit.author}")}
+        said = {w.casefold() for w in WORD.findall(f"{hit.text} {hit.author}")}
         coverage = sum(counted[t] * (1.0 if _same_word(t, said) else OTHER_FORM) for t in matched) / full
         if people - set(matched):
             bonus, coverage = bonus * PERSON_MISSING, coverage * PERSON_MISSING

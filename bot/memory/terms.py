@@ -23,7 +23,8 @@ STOPWORDS = frozenset(
     """.split()
 )
 
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# A word: a run of letters and digits.
+WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # Mentions of someone (@name, <@123>) name who is asked, not what is asked about.
 _MENTION = re.compile(r"<@!?&?\d+>|@\S+")
 MAX_TERMS = 12
@@ -31,9 +32,9 @@ MAX_TERMS = 12
 
 def query_terms(question: str, assistant_name: str = "assistant") -> list[str]:
     """The distinct lower-case words of ``question`` worth searching for, in order (at most MAX_TERMS)."""
-    skip = STOPWORDS | {w.casefold() for w in _WORD.findall(assistant_name)}
+    skip = STOPWORDS | {w.casefold() for w in WORD.findall(assistant_name)}
     seen: list[str] = []
-    for word in _WORD.findall(_MENTION.sub(" ", question).casefold()):
+    for word in WORD.findall(_MENTION.sub(" ", question).casefold()):
         if word in skip or word in seen or (len(word) == 1 and not word.isdigit()):
             continue
         seen.append(word)

@@ -604,7 +604,6 @@ def _stored(row: Message) -> StoredMessage:
 _CHANNEL = select(*_SETTINGS_COLUMNS, Channel.server_id).where(
     Channel.platform == bindparam("platform"), Channel.channel_id == bindparam("channel_id")
 )
-# Stored before, or deleted before (a tombstone): either way never stored again.
 _INSERT_MESSAGE = insert(Message)
 _INSERT_DECISION = insert(DecisionRecord)
 # A channel's newest messages from min_pk (up to max_pk), newest first.

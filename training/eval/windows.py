@@ -29,13 +29,16 @@ def human_windows(turns: Sequence[Turn], history: int = DEFAULT_HISTORY) -> Iter
 def turn_rules(window: Sequence[Turn], assistant_name: str) -> tuple[bool, bool]:
     """(forced, put to another person) for the window's last turn, as the bot's service decides them."""
     last = window[-1]
-    others = {t.name for t in window if t.role == "user" and t.name != last.name}
     forced = addresses_assistant(last.content, assistant_name)
-    return forced, not forced and put_to_other(last.content, others, assistant_name) is not None
+    return forced, not forced and put_to_other(last.content, _others(window), assistant_name) is not None
 
 
 def addresses_present(window: Sequence[Turn], assistant_name: str) -> bool:
     """The window's last turn opens by (or ends) addressing another person present in the window (IRC's gold mark)."""
+    return addressee(window[-1].content, _others(window), assistant_name) is not None
+
+
+def _others(window: Sequence[Turn]) -> set[str]:
+    """The people in the window other than the one who wrote its last turn."""
     last = window[-1]
-    others = {t.name for t in window if t.role == "user" and t.name != last.name}
-    return addressee(last.content, others, assistant_name) is not None
+    return {t.name for t in window if t.role == "user" and t.name != last.name}
