@@ -40,7 +40,7 @@ from bot.responding import Remembered, Responder
 from bot.scheduler import ChannelScheduler, Job
 from bot.store import ChannelSettings, DecisionRow, Store, StoreError
 from bot.window import WindowPlanner
-from model_runtime.addressing import addresses_assistant, put_to_other
+from model_runtime.addressing import addresses_assistant, last_put_to_other
 from model_runtime.interface import Runtime, Score
 
 log = logging.getLogger(__name__)
@@ -354,7 +354,7 @@ class ConversationService:
         sender = self._senders.get(ref.platform)
         started = time.perf_counter()
         # A question put to another person in the room ("Priya, ...", "nick: ...") is theirs to answer.
-        to_other = not job.forced and self._put_to_other(window)
+        to_other = not job.forced and last_put_to_other(window, self.assistant_name)
         try:
             recall = (settings.pk, job.trigger_pk)
             decision = await self._decide(
@@ -474,12 +474,6 @@ class ConversationService:
         source = grounded.source.message_pk if grounded.source is not None else None
         # Kept with the reply: deleting the message it repeats deletes the reply too.
         return Remembered(grounded.text, (source,) if source is not None else ())
-
-    def _put_to_other(self, window: list) -> bool:
-        """The window's last message addresses another person: one present in it, or a name it opens a question with."""
-        last = window[-1]
-        others = {t.name for t in window if t.role == "user" and t.name != last.name}
-        return put_to_other(last.content, others, self.assistant_name) is not None
 
     async def _act(
         self, job: Job, decision: Decision, superseded: Callable[[], bool], sender: ReplySender | None

@@ -8,7 +8,9 @@ never counts: a pasted command that contains a name addresses nobody.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+from model_runtime.protocol import Turn
 
 _CODE_RE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
 _GREETINGS = r"(?:hey|hi|hello|hiya|ok|okay|yo|so|oh|and|but|well|please|pls|thanks|thank you)"
@@ -109,3 +111,14 @@ def named_opening(text: str, assistant_name: str) -> str | None:
 def put_to_other(text: str, others: Iterable[str], assistant_name: str) -> str | None:
     """Whom the message is put to, other than the assistant: a person present (``addressee``) or a name it opens with."""
     return addressee(text, others, assistant_name) or named_opening(text, assistant_name)
+
+
+def others_in(window: Sequence[Turn]) -> set[str]:
+    """The people in the window other than the one who wrote its last turn."""
+    last = window[-1]
+    return {t.name for t in window if t.role == "user" and t.name != last.name}
+
+
+def last_put_to_other(window: Sequence[Turn], assistant_name: str) -> bool:
+    """The window's last turn is put to another person: one present in the window, or a name it opens with."""
+    return put_to_other(window[-1].content, others_in(window), assistant_name) is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from model_runtime.addressing import addressee, addresses_assistant, put_to_other
+from model_runtime.addressing import addressee, addresses_assistant, last_put_to_other, others_in
 from model_runtime.protocol import Turn
 
 # Like the core's window planner: past HISTORY messages the window start jumps forward to
@@ -30,15 +30,9 @@ def turn_rules(window: Sequence[Turn], assistant_name: str) -> tuple[bool, bool]
     """(forced, put to another person) for the window's last turn, as the bot's service decides them."""
     last = window[-1]
     forced = addresses_assistant(last.content, assistant_name)
-    return forced, not forced and put_to_other(last.content, _others(window), assistant_name) is not None
+    return forced, not forced and last_put_to_other(window, assistant_name)
 
 
 def addresses_present(window: Sequence[Turn], assistant_name: str) -> bool:
     """The window's last turn opens by (or ends) addressing another person present in the window (IRC's gold mark)."""
-    return addressee(window[-1].content, _others(window), assistant_name) is not None
-
-
-def _others(window: Sequence[Turn]) -> set[str]:
-    """The people in the window other than the one who wrote its last turn."""
-    last = window[-1]
-    return {t.name for t in window if t.role == "user" and t.name != last.name}
+    return addressee(window[-1].content, others_in(window), assistant_name) is not None
