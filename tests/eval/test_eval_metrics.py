@@ -82,3 +82,16 @@ def test_best_threshold_on_hand_case() -> None:
     best, f1 = best_f1_threshold(CASE)
     assert f1 == pytest.approx(0.75)
     assert best == pytest.approx(0.15)
+
+
+def test_best_threshold_within_a_false_interruption_cap() -> None:
+    # At 0.15 two of the four silent turns are interrupted (50%). Allowing one (25%): speaking
+    # on {0.9, 0.7, 0.6} is best, F1 2/3 at the midpoint 0.5; allowing none: only 0.9, F1 1/2.
+    assert best_f1_threshold(CASE, max_fir=0.25) == pytest.approx((0.5, 2 / 3))
+    assert best_f1_threshold(CASE, max_fir=0.0) == pytest.approx((0.8, 0.5))
+
+
+def test_a_cap_that_forced_turns_alone_break_is_an_error() -> None:
+    forced_silent = TurnResult(conversation=0, message=0, p_speak=0.0, gold_speak=False, forced=True)
+    with pytest.raises(ValueError, match="false interruptions"):
+        best_f1_threshold([forced_silent, _r(0.9, True)], max_fir=0.0)

@@ -80,6 +80,11 @@ def format_report(report: dict) -> str:
             f"best threshold by F1: {report['best_threshold']:.3f} (F1 {report['best_f1']:.3f}); "
             f"sweep plot: {report['sweep_png']}"
         )
+    if "best_threshold_within_fir" in report:
+        lines.append(
+            f"best threshold by F1 with false interruptions <= {TARGET_FIR:.0%}: "
+            f"{report['best_threshold_within_fir']:.3f} (F1 {report['best_f1_within_fir']:.3f})"
+        )
     return "\n".join(lines)
 
 
