@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from model_runtime.addressing import addressee, addresses_assistant, mentions_assistant, named_opening, put_to_other
+from model_runtime.addressing import (
+    addressee,
+    addresses_assistant,
+    last_put_to_other,
+    mentions_assistant,
+    named_opening,
+    others_in,
+    put_to_other,
+)
+from model_runtime.protocol import Turn
 
 NAMES = ["Priya", "jacob_", "Tom", "Sam", "Ann 4821", "kev|work"]
 
@@ -105,3 +114,19 @@ def test_put_to_other_takes_people_present_first_then_an_opening_name() -> None:
     assert put_to_other("is that right, Sam?", ["Sam"], "assistant") == "Sam"
     assert put_to_other("Maria, when did the Titanic sink?", [], "assistant") == "Maria"
     assert put_to_other("when did the Titanic sink?", ["Sam"], "assistant") is None
+
+
+def test_a_window_s_last_turn_put_to_another_person() -> None:
+    window = [
+        Turn(role="user", name="Sam", content="anyone know when the Titanic sank?"),
+        Turn(role="assistant", name="assistant", content="In April 1912."),
+        Turn(role="user", name="Priya", content="thanks"),
+        Turn(role="user", name="Sam", content="Priya, did you book the museum?"),
+    ]
+    # The writer and the assistant are not "others"; a present person and an opening name are.
+    assert others_in(window) == {"Priya"}
+    assert last_put_to_other(window, "assistant")
+    assert last_put_to_other(
+        [*window[:3], Turn(role="user", name="Sam", content="Maria, what year was it?")], "assistant"
+    )
+    assert not last_put_to_other([*window[:3], Turn(role="user", name="Sam", content="what year was it?")], "assistant")

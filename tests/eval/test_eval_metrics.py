@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from training.eval.metrics import TurnResult, best_f1_threshold, candidate_thresholds, confusion, metrics
+from training.eval.metrics import (
+    TurnResult,
+    best_f1_threshold,
+    best_thresholds,
+    candidate_thresholds,
+    confusion,
+    metrics,
+)
 
 
 def _r(p: float, gold: bool, complied: bool | None = None) -> TurnResult:
@@ -87,11 +94,12 @@ def test_best_threshold_on_hand_case() -> None:
 def test_best_threshold_within_a_false_interruption_cap() -> None:
     # At 0.15 two of the four silent turns are interrupted (50%). Allowing one (25%): speaking
     # on {0.9, 0.7, 0.6} is best, F1 2/3 at the midpoint 0.5; allowing none: only 0.9, F1 1/2.
-    assert best_f1_threshold(CASE, max_fir=0.25) == pytest.approx((0.5, 2 / 3))
-    assert best_f1_threshold(CASE, max_fir=0.0) == pytest.approx((0.8, 0.5))
+    best, capped = best_thresholds(CASE, 0.25)
+    assert best == pytest.approx((0.15, 0.75)) and capped == pytest.approx((0.5, 2 / 3))
+    assert best_thresholds(CASE, 0.0)[1] == pytest.approx((0.8, 0.5))
 
 
-def test_a_cap_that_forced_turns_alone_break_is_an_error() -> None:
+def test_no_capped_threshold_when_forced_turns_alone_exceed_the_cap() -> None:
     forced_silent = TurnResult(conversation=0, message=0, p_speak=0.0, gold_speak=False, forced=True)
-    with pytest.raises(ValueError, match="false interruptions"):
-        best_f1_threshold([forced_silent, _r(0.9, True)], max_fir=0.0)
+    best, capped = best_thresholds([forced_silent, _r(0.9, True)], 0.0)
+    assert capped is None and best[1] == pytest.approx(2 / 3)

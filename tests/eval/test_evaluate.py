@@ -96,6 +96,9 @@ def test_text_report_and_sweep_png(
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # p_speak values 0.05, 0.3, 0.9: speaking from 0.3 up (threshold 0.175) catches all three gold speaks.
     assert "best threshold by F1: 0.175 (F1 0.857)" in out
+    # "hey assistant you can stay out of this one" is gold silent but forced: one of four silent
+    # turns (25%) is interrupted at every threshold, so no threshold stays within 3%.
+    assert "best threshold by F1 with false interruptions <= 3%: none (forced turns alone exceed it)" in out
     assert "rules" in out and "targets" in out
 
 

@@ -25,7 +25,7 @@ from model_runtime.seed_format import Conversation, SeedFormatError, read_seed_f
 from training.eval import irc
 from training.eval import report as eval_report
 from training.eval.baselines import BASELINE_NAMES, AlwaysSilentRuntime, MentionOnlyRuntime, prompted_options
-from training.eval.metrics import TurnResult, best_f1_threshold, metrics
+from training.eval.metrics import TurnResult, best_thresholds, metrics
 from training.eval.windows import DEFAULT_HISTORY, human_windows, turn_rules
 
 MAX_MESSAGE_CHARS = 2000
@@ -211,15 +211,14 @@ def run_set(runtime: Runtime, data: Path, args: argparse.Namespace, options: Run
         report["turns_file"] = str(turns_path)
     sweep_png = _per_set_path(args.sweep, args, data)
     if sweep_png is not None:
-        best, best_f1 = best_f1_threshold(rep.results)
-        # The shipped threshold: the best F1 among thresholds within the false-interruption target.
-        capped, capped_f1 = best_f1_threshold(rep.results, max_fir=eval_report.TARGET_FIR)
+        # The shipped threshold is the capped one: the best F1 within the false-interruption target.
+        (best, best_f1), capped = best_thresholds(rep.results, eval_report.TARGET_FIR)
         eval_report.write_sweep_png(rep.results, sweep_png, threshold=report["threshold"], best=best)
         report.update(
             best_threshold=best,
             best_f1=best_f1,
-            best_threshold_within_fir=capped,
-            best_f1_within_fir=capped_f1,
+            best_threshold_within_fir=None if capped is None else capped[0],
+            best_f1_within_fir=None if capped is None else capped[1],
             sweep_png=str(sweep_png),
         )
     report["baselines"] = {}
@@ -291,7 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--irc-max-lines", type=int, help="at most this many annotated lines per IRC log (default: all)")
     p.add_argument("--config", type=Path, help="chime config whose runtime: section is evaluated (default: bundled)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    p.add_argument("--sweep", type=Path, metavar="OUT.png", help="plot precision/recall against the threshold")
+    p.add_argument(
+        "--sweep",
+        type=Path,
+        metavar="OUT.png",
+        help="plot precision/recall against the threshold; report the best-F1 threshold and the best within 3%% false interruptions",
+    )
     p.add_argument("--threshold", type=float, help="override the runtime's threshold (0-1)")
     p.add_argument(
         "--turns",

@@ -126,22 +126,28 @@ def sweep(
     return rows
 
 
-def best_f1_threshold(
-    results: Sequence[TurnResult], rules: bool = True, max_fir: float | None = None
-) -> tuple[float, float]:
-    """The threshold with the highest F1 (the highest such threshold on ties) and that F1.
+def best_thresholds(
+    results: Sequence[TurnResult], max_fir: float, rules: bool = True
+) -> tuple[tuple[float, float], tuple[float, float] | None]:
+    """(threshold, F1) with the highest F1, and the same among thresholds with at most ``max_fir``.
 
-    With ``max_fir``, only thresholds whose false interruption rate is at most that count:
-    the choice for a target pair such as F1 >= 0.85 with <= 3% false interruptions, where
-    the best F1 alone may sit where the bot interrupts too often.
+    The capped choice serves a target pair such as F1 >= 0.85 with <= 3% false
+    interruptions, where the best F1 alone may sit where the bot interrupts too often; it is
+    None when no threshold keeps false interruptions that low (forced turns alone exceed it).
+    Ties go to the highest threshold.
     """
     if not results:
         raise ValueError("no turns to choose a threshold from")
     rows = []
     for t in candidate_thresholds(results):
         s = scores(confusion(results, t, rules))
-        if max_fir is None or s["false_interruption_rate"] <= max_fir:
-            rows.append((t, s["f1"]))
-    if not rows:  # only when forced turns alone interrupt more than max_fir
-        raise ValueError(f"no threshold keeps false interruptions at or below {max_fir:.1%}")
-    return max(rows, key=lambda r: (r[1], r[0]))
+        rows.append((t, s["f1"], s["false_interruption_rate"]))
+    best = max(rows, key=lambda r: (r[1], r[0]))
+    within = [r for r in rows if r[2] <= max_fir]
+    capped = max(within, key=lambda r: (r[1], r[0])) if within else None
+    return (best[0], best[1]), None if capped is None else (capped[0], capped[1])
+
+
+def best_f1_threshold(results: Sequence[TurnResult], rules: bool = True) -> tuple[float, float]:
+    """The threshold with the highest F1 (the highest such threshold on ties) and that F1."""
+    return best_thresholds(results, 1.0, rules)[0]

@@ -81,9 +81,14 @@ def format_report(report: dict) -> str:
             f"sweep plot: {report['sweep_png']}"
         )
     if "best_threshold_within_fir" in report:
+        capped = report["best_threshold_within_fir"]
         lines.append(
             f"best threshold by F1 with false interruptions <= {TARGET_FIR:.0%}: "
-            f"{report['best_threshold_within_fir']:.3f} (F1 {report['best_f1_within_fir']:.3f})"
+            + (
+                "none (forced turns alone exceed it)"
+                if capped is None
+                else f"{capped:.3f} (F1 {report['best_f1_within_fir']:.3f})"
+            )
         )
     return "\n".join(lines)
 
