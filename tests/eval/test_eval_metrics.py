@@ -6,7 +6,6 @@ import pytest
 
 from training.eval.metrics import (
     TurnResult,
-    best_f1_threshold,
     best_thresholds,
     candidate_thresholds,
     confusion,
@@ -77,7 +76,7 @@ def test_balanced_accuracy_with_one_class_only() -> None:
 
 def test_best_threshold_separates_classes() -> None:
     data = [_r(0.8, True), _r(0.7, True), _r(0.3, False), _r(0.1, False)]
-    best, f1 = best_f1_threshold(data)
+    best, f1 = best_thresholds(data, 1.0)[0]
     assert f1 == 1.0
     assert best == pytest.approx(0.5)  # midpoint between 0.3 and 0.7
     assert candidate_thresholds(data)[0] == 0.0
@@ -86,7 +85,7 @@ def test_best_threshold_separates_classes() -> None:
 
 def test_best_threshold_on_hand_case() -> None:
     # Candidates: speaking on {0.9, 0.7, 0.6} gives F1 2/3; adding 0.4 and 0.2 gives 3/4 (tp 3, fp 2).
-    best, f1 = best_f1_threshold(CASE)
+    best, f1 = best_thresholds(CASE, 1.0)[0]
     assert f1 == pytest.approx(0.75)
     assert best == pytest.approx(0.15)
 

@@ -117,12 +117,12 @@ def candidate_thresholds(results: Sequence[TurnResult]) -> list[float]:
 
 def sweep(
     results: Sequence[TurnResult], thresholds: Sequence[float], rules: bool = True
-) -> list[tuple[float, float, float, float]]:
-    """(threshold, precision, recall, F1) at each threshold."""
+) -> list[tuple[float, float, float, float, float]]:
+    """(threshold, precision, recall, F1, false interruption rate) at each threshold."""
     rows = []
     for t in thresholds:
         s = scores(confusion(results, t, rules))
-        rows.append((t, s["precision"], s["recall"], s["f1"]))
+        rows.append((t, s["precision"], s["recall"], s["f1"], s["false_interruption_rate"]))
     return rows
 
 
@@ -138,16 +138,8 @@ def best_thresholds(
     """
     if not results:
         raise ValueError("no turns to choose a threshold from")
-    rows = []
-    for t in candidate_thresholds(results):
-        s = scores(confusion(results, t, rules))
-        rows.append((t, s["f1"], s["false_interruption_rate"]))
-    best = max(rows, key=lambda r: (r[1], r[0]))
-    within = [r for r in rows if r[2] <= max_fir]
-    capped = max(within, key=lambda r: (r[1], r[0])) if within else None
-    return (best[0], best[1]), None if capped is None else (capped[0], capped[1])
-
-
-def best_f1_threshold(results: Sequence[TurnResult], rules: bool = True) -> tuple[float, float]:
-    """The threshold with the highest F1 (the highest such threshold on ties) and that F1."""
-    return best_thresholds(results, 1.0, rules)[0]
+    rows = sweep(results, candidate_thresholds(results), rules)
+    best = max(rows, key=lambda r: (r[3], r[0]))
+    within = [r for r in rows if r[4] <= max_fir]
+    capped = max(within, key=lambda r: (r[3], r[0])) if within else None
+    return (best[0], best[3]), None if capped is None else (capped[0], capped[3])
