@@ -58,8 +58,8 @@ def test_the_default_adapter_matches_its_metadata_and_the_data() -> None:
     assert 0.0 < meta["threshold"] < 1.0
     report = json.loads((ADAPTER / "eval_dev.json").read_text())
     assert report["threshold"] == pytest.approx(meta["threshold"])
-    # Dev holds part 5's hard cases since this adapter (the one before it: F1 0.825, 4.5% there).
-    assert report["f1"] >= 0.80 and report["false_interruption_rate"] <= 0.04 and report["forced_compliance"] == 1.0
+    # Dev holds parts 5 and 6's hard cases (the adapter before this one: F1 0.784, 4.3% there).
+    assert report["f1"] >= 0.79 and report["false_interruption_rate"] <= 0.04 and report["forced_compliance"] == 1.0
 
 
 @pytest.mark.slow
@@ -76,11 +76,11 @@ def test_the_default_runtime_still_meets_the_targets_on_dev() -> None:
         m = summarize(runtime, rep, runtime.base_threshold)
     finally:
         runtime.close()
-    assert "default_adapter" in m["model_id"] and runtime.base_threshold == pytest.approx(0.519)
+    assert "default_adapter" in m["model_id"] and runtime.base_threshold == pytest.approx(0.54)
     # What the bot does (the model's p_speak plus the service's addressing rules) stays close
-    # to what the card reports (F1 0.818, false interruptions 3.3% on the dev split of parts
-    # 1 to 5); the issue's targets are F1 >= 0.85 and <= 3%, which it does not meet yet.
-    assert m["f1"] >= 0.80 and m["false_interruption_rate"] <= 0.04 and m["forced_compliance"] == 1.0
+    # to what the card reports (F1 0.803, false interruptions 3.4% on the dev split of parts
+    # 1 to 6); the issue's targets are F1 >= 0.85 and <= 3%, which it does not meet yet.
+    assert m["f1"] >= 0.79 and m["false_interruption_rate"] <= 0.04 and m["forced_compliance"] == 1.0
     shipped = json.loads((ADAPTER / "eval_dev.json").read_text())
     # Greedy and deterministic: only llama.cpp's thread count can move a p_speak a little.
     assert abs(m["f1"] - shipped["f1"]) <= 0.01
