@@ -294,7 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--sweep",
         type=Path,
         metavar="OUT.png",
-        help="plot precision/recall against the threshold; report the best-F1 threshold and the best within 3%% false interruptions",
+        # "%%": argparse formats help strings with %.
+        help="plot precision/recall against the threshold; report the best-F1 threshold and the best within "
+        f"{eval_report.TARGET_FIR:.0%}% false interruptions",
     )
     p.add_argument("--threshold", type=float, help="override the runtime's threshold (0-1)")
     p.add_argument(
