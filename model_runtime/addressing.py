@@ -71,10 +71,11 @@ def addresses_assistant(text: str, assistant_name: str) -> bool:
     return _vocative(strip_code(text).strip(), assistant_name)
 
 
-def addressee(text: str, names: Iterable[str], assistant_name: str) -> str | None:
+def addressee(text: str, names: Iterable[str], assistant_name: str, closing: bool = True) -> str | None:
     """The person in ``names`` (other than the assistant) that the message is put to, if any.
 
     "Priya, when did ...", "jacob_: what do you mean?", "@Tom can you ...", "... right, Sam?"
+    (the last only with ``closing``).
     """
     body = strip_code(text).strip()
     if not body:
@@ -84,8 +85,8 @@ def addressee(text: str, names: Iterable[str], assistant_name: str) -> str | Non
             continue
         n = re.escape(name)
         opening = rf"^(?:@{n}\b|@?{n}(?:\s*[,:]|\s+{_REQUEST}\b))"
-        closing = rf",\s*@?{n}\s*[?!.]*\s*$"
-        if re.search(opening, body, re.IGNORECASE) or re.search(closing, body, re.IGNORECASE):
+        ending = rf",\s*@?{n}\s*[?!.]*\s*$"
+        if re.search(opening, body, re.IGNORECASE) or (closing and re.search(ending, body, re.IGNORECASE)):
             return name
     return None
 

@@ -82,6 +82,12 @@ def test_a_question_put_to_another_person(text: str, who: str | None) -> None:
     assert addressee(text, NAMES + ["assistant"], "assistant") == who
 
 
+def test_a_closing_name_counts_only_when_asked_for() -> None:
+    assert addressee("did you try the loop option, Sam?", NAMES, "assistant") == "Sam"
+    assert addressee("did you try the loop option, Sam?", NAMES, "assistant", closing=False) is None
+    assert addressee("Sam, did you try the loop option?", NAMES, "assistant", closing=False) == "Sam"
+
+
 def test_only_people_present_count() -> None:
     assert addressee("Maria, when did the Titanic sink?", NAMES, "assistant") is None
     assert addressee("Maria, when did the Titanic sink?", ["Maria"], "assistant") == "Maria"

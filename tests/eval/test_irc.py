@@ -49,6 +49,21 @@ def test_gold_silent_lines_and_the_unprompted_rate(tmp_path: Path) -> None:
     assert runtime.forgotten == ["irc-0"] and max(len(c.window) for c in runtime.calls) <= 40
 
 
+def test_a_nick_at_the_end_of_a_line_is_not_the_gold_mark(tmp_path: Path) -> None:
+    _write_log(
+        tmp_path,
+        [
+            "[11:00] <alice> how do I mount an iso file?",  # 1000: to the channel
+            "[11:01] <bob> did you try mount -o loop, alice?",  # 1001: ends with a present nick, no link
+        ],
+        links=[(1000, 1000), (1001, 1001)],
+    )
+    report = irc.evaluate(ScriptedRuntime(lambda w: 0.9), tmp_path, threshold=0.5)
+    # The mark is an opening address; the bot's own rule still leaves bob's line to alice.
+    assert report["nick_address"]["lines"] == 0 and report["no_gold"]["lines"] == 2
+    assert report["no_gold"]["speak_rate"] == 0.5
+
+
 def test_a_bad_annotation_line_names_the_file(tmp_path: Path) -> None:
     _write_log(tmp_path, ["[11:00] <alice> hi"], links=[])
     (tmp_path / "2020-01-01.annotation.txt").write_text("1000 x -\n")

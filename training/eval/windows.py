@@ -34,5 +34,9 @@ def turn_rules(window: Sequence[Turn], assistant_name: str) -> tuple[bool, bool]
 
 
 def addresses_present(window: Sequence[Turn], assistant_name: str) -> bool:
-    """The window's last turn opens by (or ends) addressing another person present in the window (IRC's gold mark)."""
-    return addressee(window[-1].content, others_in(window), assistant_name) is not None
+    """The window's last turn opens by addressing another person present in the window (IRC's gold mark).
+
+    Opening only, as the mark is defined ("nick: ...", "nick, ..."): a name at the end of
+    a line ("..., Sam?") still keeps the bot quiet at run time, but is not part of the mark.
+    """
+    return addressee(window[-1].content, others_in(window), assistant_name, closing=False) is not None
