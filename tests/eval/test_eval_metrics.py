@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from training.eval.metrics import (
@@ -9,6 +11,7 @@ from training.eval.metrics import (
     best_thresholds,
     candidate_thresholds,
     confusion,
+    confusions,
     metrics,
 )
 
@@ -34,6 +37,26 @@ def test_confusion_counts_at_threshold() -> None:
     assert (c.tp, c.fp, c.fn, c.tn) == (2, 1, 1, 3)
     # p_speak equal to the threshold speaks, as the runtimes decide.
     assert confusion([_r(0.5, True)], 0.5).tp == 1
+
+
+def test_counted_confusions_match_one_pass_per_threshold() -> None:
+    # Ties on the threshold, forced turns (gold either way), turns put to another person and
+    # both rule settings: the counted sweep must decide every turn as TurnResult.spoke does.
+    rng = random.Random(7)
+    data = [
+        TurnResult(
+            conversation=0,
+            message=i,
+            p_speak=rng.choice([0.0, 0.25, 0.5, 0.75, 1.0, rng.random()]),
+            gold_speak=rng.random() < 0.3,
+            forced=rng.random() < 0.1,
+            to_other=rng.random() < 0.1,
+        )
+        for i in range(400)
+    ]
+    thresholds = [*candidate_thresholds(data), 0.25, 0.5, 0.75]
+    for rules in (True, False):
+        assert confusions(data, thresholds, rules) == [confusion(data, t, rules) for t in thresholds]
 
 
 def test_metrics_match_hand_computation() -> None:
