@@ -85,8 +85,9 @@ def addressee(text: str, names: Iterable[str], assistant_name: str, closing: boo
             continue
         n = re.escape(name)
         opening = rf"^(?:@{n}\b|@?{n}(?:\s*[,:]|\s+{_REQUEST}\b))"
-        ending = rf",\s*@?{n}\s*[?!.]*\s*$"
-        if re.search(opening, body, re.IGNORECASE) or (closing and re.search(ending, body, re.IGNORECASE)):
+        if re.search(opening, body, re.IGNORECASE):
+            return name
+        if closing and re.search(rf",\s*@?{n}\s*[?!.]*\s*$", body, re.IGNORECASE):
             return name
     return None
 
