@@ -59,7 +59,7 @@ def test_the_default_adapter_matches_its_metadata_and_the_data() -> None:
     report = json.loads((ADAPTER / "eval_dev.json").read_text())
     assert report["threshold"] == pytest.approx(meta["threshold"])
     # Dev holds parts 5 and 6's hard cases (the part-5 adapter: F1 0.784, 4.3% there).
-    assert report["f1"] >= 0.81 and report["false_interruption_rate"] <= 0.04 and report["forced_compliance"] == 1.0
+    assert report["f1"] >= 0.84 and report["false_interruption_rate"] <= 0.035 and report["forced_compliance"] == 1.0
     # The challenge report beside it is the same adapter's at the same threshold (never trained on).
     challenge = json.loads((ADAPTER / "eval_challenge.json").read_text())
     assert challenge["data"].endswith("challenge.jsonl") and "default_adapter" in challenge["model_id"]
@@ -80,11 +80,11 @@ def test_the_default_runtime_still_meets_the_targets_on_dev() -> None:
         m = summarize(runtime, rep, runtime.base_threshold)
     finally:
         runtime.close()
-    assert "default_adapter" in m["model_id"] and runtime.base_threshold == pytest.approx(0.5026)
+    assert "default_adapter" in m["model_id"] and runtime.base_threshold == pytest.approx(0.486)
     # What the bot does (the model's p_speak plus the service's addressing rules) stays close
-    # to what the card reports (F1 0.824, false interruptions 3.8% on the dev split of parts
-    # 1 to 6); the issue's targets are F1 >= 0.85 and <= 3%, which it does not meet yet.
-    assert m["f1"] >= 0.81 and m["false_interruption_rate"] <= 0.04 and m["forced_compliance"] == 1.0
+    # to what the card reports (F1 0.850, false interruptions 3.03% on the dev split of parts
+    # 1 to 6); the issue's targets are F1 >= 0.85 and <= 3%: the second is not met yet.
+    assert m["f1"] >= 0.84 and m["false_interruption_rate"] <= 0.035 and m["forced_compliance"] == 1.0
     shipped = json.loads((ADAPTER / "eval_dev.json").read_text())
     # Greedy and deterministic: only llama.cpp's thread count can move a p_speak a little.
     assert abs(m["f1"] - shipped["f1"]) <= 0.01
