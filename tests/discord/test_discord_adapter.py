@@ -190,11 +190,9 @@ async def test_slash_commands_work_and_refuse_non_admins(fake: FakeDiscord, make
     assert (await answer_to(fake, token))["content"].startswith("I'll read the last 10")
     await fake.post(fake.general, owner, "something to forget")
     # One settle (0.2 s, then the decisions) was once too short in CI for the event to
-    # reach the store; wait up to 10 s for it rather than for a fixed time.
-    for _ in range(50):
-        await bot.settle()
-        if await bot.stored(fake.general):
-            break
+    # reach the core: wait for its decision (made after it is stored), then settle.
+    await wait_until(lambda: bot.events, 10, "a decision on the posted message")
+    await bot.settle()
     assert len(await bot.stored(fake.general)) == 1
     token = await fake.slash(fake.general, ann, "forget")
     assert (await answer_to(fake, token))["content"].startswith("Sorry, only channel admins")
