@@ -37,7 +37,7 @@ def test_gold_silent_lines_and_the_unprompted_rate(tmp_path: Path) -> None:
     )
     # The model alone would speak on every question-like line.
     runtime = ScriptedRuntime(lambda w: 0.9 if "?" in w[-1].content or ":" in w[-1].content else 0.1)
-    report = irc.evaluate(runtime, tmp_path, threshold=0.5)
+    report = irc.evaluate(runtime, tmp_path, threshold=0.5, lines_out=tmp_path / "lines.jsonl")
     assert report["lines"] == 5 and report["logs"] == 1
     assert report["nick_address"]["lines"] == 1 and report["reply_link_only"]["lines"] == 1
     assert report["put_to_another_person"]["lines"] == 2
@@ -47,6 +47,19 @@ def test_gold_silent_lines_and_the_unprompted_rate(tmp_path: Path) -> None:
     assert report["no_gold"]["lines"] == 3
     # One channel per log, whose cache is dropped at the end; windows stay within the history.
     assert runtime.forgotten == ["irc-0"] and max(len(c.window) for c in runtime.calls) <= 40
+    # Every measured line is written out with its text and marks, so the errors can be read.
+    rows = [json.loads(line) for line in (tmp_path / "lines.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["nick"], r["gold"]) for r in rows] == [
+        (1000, "alice", None),
+        (1001, "bob", "nick_address"),
+        (1002, "alice", "reply_link"),
+        (1004, "carol", None),
+        (1005, "carol", None),
+    ]
+    assert (
+        rows[1]["content"] == "alice: mount -o loop file.iso /mnt" and rows[1]["to_other"] and rows[1]["p_speak"] == 0.9
+    )
+    assert report["turns_file"] == str(tmp_path / "lines.jsonl")
 
 
 def test_a_nick_at_the_end_of_a_line_is_not_the_gold_mark(tmp_path: Path) -> None:
@@ -87,8 +100,10 @@ def test_the_shared_dev_logs_parse_and_replay(tmp_path: Path, capsys: pytest.Cap
     cfg = tmp_path / "rules.yaml"
     cfg.write_text("runtime:\n  kind: rules\n")
     argv = [str(data), "--config", str(cfg), "--no-baselines", "--json", "--irc", str(SHARED_DEV)]
-    assert main([*argv, "--irc-max-lines", "30"]) == 0
+    assert main([*argv, "--irc-max-lines", "30", "--turns", str(tmp_path / "turns.jsonl")]) == 0
     report = json.loads(capsys.readouterr().out)
+    # --turns puts the IRC lines in a file of their own beside the data set's turns.
+    assert sum(1 for _ in open(tmp_path / "turns-irc.jsonl")) == 300 and (tmp_path / "turns.jsonl").is_file()
     traffic = report["real_traffic"]
     assert traffic["logs"] == 10 and traffic["lines"] == 300
     assert traffic["put_to_another_person"]["lines"] > 50  # real people mostly talk to each other

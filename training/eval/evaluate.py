@@ -255,7 +255,13 @@ def run(args: argparse.Namespace) -> dict:
         traffic = None
         if args.irc is not None:
             thr = runtime.base_threshold if args.threshold is None else args.threshold
-            traffic = irc.evaluate(runtime, args.irc, thr, history=args.history, max_lines=args.irc_max_lines)
+            # The IRC lines go beside the --turns file, named apart from the data sets'.
+            lines_out = (
+                None if args.turns is None else args.turns.with_name(f"{args.turns.stem}-irc{args.turns.suffix}")
+            )
+            traffic = irc.evaluate(
+                runtime, args.irc, thr, history=args.history, max_lines=args.irc_max_lines, lines_out=lines_out
+            )
     finally:
         runtime.close()
     if len(sets) == 1 and traffic is None:
@@ -303,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--turns",
         type=Path,
         metavar="OUT.jsonl",
-        help="write every evaluated human turn (text, p_speak, gold, rules) to this file, to read the errors",
+        help="write every evaluated human turn (text, p_speak, gold, rules) to this file, to read the errors; "
+        "with --irc, every measured IRC line to OUT-irc.jsonl beside it",
     )
     p.add_argument("--no-baselines", action="store_true", help="evaluate only the configured runtime")
     p.add_argument(

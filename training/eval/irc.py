@@ -12,6 +12,7 @@ for context only.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
@@ -46,6 +47,8 @@ class LineResult:
 
     log: str
     number: int
+    nick: str
+    text: str
     p_speak: float
     forced: bool
     addressed_other: bool  # the bot's own rule saw the line put to another person
@@ -127,7 +130,7 @@ def replay_log(
         # The gold mark: a nick present in the window, whatever else the bot's rules catch.
         gold = gold_label(line, by_number, links, not forced and addresses_present(window, name))
         d = runtime.score(channel, window)
-        out.append(LineResult(log.name, line.number, d.p_speak, forced, to_other, gold))
+        out.append(LineResult(log.name, line.number, line.nick, line.text, d.p_speak, forced, to_other, gold))
     runtime.forget(channel)
     return out
 
@@ -164,10 +167,39 @@ def summarize(results: list[LineResult], threshold: float, seconds: float) -> di
     return out
 
 
+def write_lines(path: Path, results: list[LineResult]) -> None:
+    """One JSON line per measured IRC line (log, line number, nick, text, p_speak, gold mark, rules' flags).
+
+    The file holds the shared corpus's text: it is for reading errors, never for committing.
+    """
+    with open(path, "w", encoding="utf-8") as f:
+        for r in results:
+            row = {
+                "log": r.log,
+                "line": r.number,
+                "nick": r.nick,
+                "content": r.text,
+                "p_speak": r.p_speak,
+                "gold": r.gold,
+                "forced": r.forced,
+                "to_other": r.addressed_other,
+            }
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
 def evaluate(
-    runtime: Runtime, folder: Path, threshold: float, *, history: int = 40, max_lines: int | None = None
+    runtime: Runtime,
+    folder: Path,
+    threshold: float,
+    *,
+    history: int = 40,
+    max_lines: int | None = None,
+    lines_out: Path | None = None,
 ) -> dict:
-    """Replay every annotated log in ``folder`` and summarise the unprompted rate at ``threshold``."""
+    """Replay every annotated log in ``folder`` and summarise the unprompted rate at ``threshold``.
+
+    ``lines_out``: also write every measured line there (``write_lines``), to read the errors.
+    """
     pairs = log_pairs(Path(folder))
     results: list[LineResult] = []
     start = time.perf_counter()
@@ -176,4 +208,7 @@ def evaluate(
         print(f"  real traffic: {i + 1}/{len(pairs)} logs, {len(results)} lines", file=sys.stderr)
     report = summarize(results, threshold, time.perf_counter() - start)
     report.update(data=str(folder), logs=len(pairs), model_id=runtime.model_id)
+    if lines_out is not None:
+        write_lines(lines_out, results)
+        report["turns_file"] = str(lines_out)
     return report
