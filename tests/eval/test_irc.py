@@ -59,7 +59,7 @@ def test_gold_silent_lines_and_the_unprompted_rate(tmp_path: Path) -> None:
     assert (
         rows[1]["content"] == "alice: mount -o loop file.iso /mnt" and rows[1]["to_other"] and rows[1]["p_speak"] == 0.9
     )
-    assert report["turns_file"] == str(tmp_path / "lines.jsonl")
+    assert report["lines_file"] == str(tmp_path / "lines.jsonl")
 
 
 def test_a_nick_at_the_end_of_a_line_is_not_the_gold_mark(tmp_path: Path) -> None:
@@ -103,8 +103,21 @@ def test_the_shared_dev_logs_parse_and_replay(tmp_path: Path, capsys: pytest.Cap
     assert main([*argv, "--irc-max-lines", "30", "--turns", str(tmp_path / "turns.jsonl")]) == 0
     report = json.loads(capsys.readouterr().out)
     # --turns puts the IRC lines in a file of their own beside the data set's turns.
-    assert sum(1 for _ in open(tmp_path / "turns-irc.jsonl")) == 300 and (tmp_path / "turns.jsonl").is_file()
+    assert len((tmp_path / "turns-irc.jsonl").read_text().splitlines()) == 300 and (tmp_path / "turns.jsonl").is_file()
     traffic = report["real_traffic"]
     assert traffic["logs"] == 10 and traffic["lines"] == 300
     assert traffic["put_to_another_person"]["lines"] > 50  # real people mostly talk to each other
     assert 0.0 <= traffic["unprompted_rate"] <= 1.0 and len(report["sets"]) == 1
+
+
+def test_the_irc_lines_never_overwrite_a_data_sets_turns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    line = json.dumps([{"role": "user", "name": "A", "content": "hi"}]) + "\n"
+    (tmp_path / "a.jsonl").write_text(line)
+    (tmp_path / "irc.jsonl").write_text(line)
+    cfg = tmp_path / "rules.yaml"
+    cfg.write_text("runtime:\n  kind: rules\n")
+    argv = [str(tmp_path / "a.jsonl"), str(tmp_path / "irc.jsonl"), "--config", str(cfg), "--no-baselines"]
+    argv += ["--irc", str(tmp_path), "--turns", str(tmp_path / "t.jsonl")]
+    # The set named "irc" writes t-irc.jsonl, where the IRC lines would go: refused before anything runs.
+    assert main(argv) == 2
+    assert "t-irc.jsonl" in capsys.readouterr().err and not (tmp_path / "t-a.jsonl").exists()

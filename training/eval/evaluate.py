@@ -175,11 +175,26 @@ def _baseline_runtime(name: str, options: RuntimeOptions, assistant_name: str) -
     return MentionOnlyRuntime(assistant_name=assistant_name)
 
 
+def _tagged(path: Path, tag: str) -> Path:
+    """``OUT.ext`` as ``OUT-tag.ext``, beside it."""
+    return path.with_name(f"{path.stem}-{tag}{path.suffix}")
+
+
 def _per_set_path(path: Path | None, args: argparse.Namespace, data: Path) -> Path | None:
     """An output file for one data set: the path given, or with the set's name added when there are several."""
     if path is None or len(args.data) == 1:
         return path
-    return path.with_name(f"{path.stem}-{data.stem}{path.suffix}")
+    return _tagged(path, data.stem)
+
+
+def _irc_lines_path(args: argparse.Namespace) -> Path | None:
+    """Where ``--turns`` puts the IRC lines: ``OUT-irc.jsonl``, never a data set's own turns file."""
+    if args.turns is None:
+        return None
+    path = _tagged(args.turns, "irc")
+    if any(_per_set_path(args.turns, args, Path(data)) == path for data in args.data):
+        raise EvalError(f"{path}: the IRC lines and a data set's turns would share this file; rename that data set")
+    return path
 
 
 def write_turns(path: Path, conversations: Sequence[Conversation], results: Sequence[TurnResult]) -> None:
@@ -245,6 +260,7 @@ def run(args: argparse.Namespace) -> dict:
     for data in args.data:
         if not Path(data).is_file():
             raise EvalError(f"{data}: no such file")
+    lines_out = _irc_lines_path(args) if args.irc is not None else None
     options, assistant_name = load_runtime_settings(args.config)
     try:
         runtime = create_runtime(options, assistant_name=assistant_name)
@@ -255,10 +271,6 @@ def run(args: argparse.Namespace) -> dict:
         traffic = None
         if args.irc is not None:
             thr = runtime.base_threshold if args.threshold is None else args.threshold
-            # The IRC lines go beside the --turns file, named apart from the data sets'.
-            lines_out = (
-                None if args.turns is None else args.turns.with_name(f"{args.turns.stem}-irc{args.turns.suffix}")
-            )
             traffic = irc.evaluate(
                 runtime, args.irc, thr, history=args.history, max_lines=args.irc_max_lines, lines_out=lines_out
             )

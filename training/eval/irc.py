@@ -43,7 +43,7 @@ class IrcLine:
 
 @dataclass(frozen=True)
 class LineResult:
-    """p_speak on one annotated line, and why it is gold silent (None: no gold decision)."""
+    """One annotated line (its nick and text), p_speak on it, and why it is gold silent (None: no gold decision)."""
 
     log: str
     number: int
@@ -210,5 +210,5 @@ def evaluate(
     report.update(data=str(folder), logs=len(pairs), model_id=runtime.model_id)
     if lines_out is not None:
         write_lines(lines_out, results)
-        report["turns_file"] = str(lines_out)
+        report["lines_file"] = str(lines_out)
     return report
